@@ -1,0 +1,107 @@
+"""Connections to MySQL / MariaDB, the named queries of sql/queries.sql, and transaction retry."""
+
+from __future__ import annotations
+
+import random
+import re
+import time
+from functools import lru_cache
+from pathlib import Path
+from typing import Callable, TypeVar
+
+# Import the C extension before anything pulls in Python's ssl module: once the system
+# OpenSSL is loaded, the wheel's extension (built on a newer one) can fail to load without
+# a word and every fetch gets 2-3x slower. tests/unit/test_db.py checks HAVE_CEXT.
+try:  # pragma: no cover - depends on the wheel
+    import _mysql_connector  # noqa: F401
+except ImportError:  # pragma: no cover
+    pass
+import mysql.connector  # noqa: E402
+from mysql.connector import errorcode  # noqa: E402
+
+from ..config import Dsn  # noqa: E402
+from ..errors import MlbridgeError  # noqa: E402
+
+SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
+
+# Errors after which the whole transaction is retried.
+RETRYABLE = {errorcode.ER_LOCK_DEADLOCK, errorcode.ER_LOCK_WAIT_TIMEOUT}
+# Errors that mean the connection is gone: reconnect and retry.
+CONNECTION_LOST = {2006, 2013, 2055, 4031}
+
+T = TypeVar("T")
+
+
+def connect(dsn: Dsn, *, database: bool = True, autocommit: bool = True, **extra):
+    """A connection with autocommit on (mysql-connector's default is off, which would hide
+    queued rows from the bridge), UTF-8, and the C extension where it loads."""
+    args = dsn.connect_args(database=database)
+    args.update(autocommit=autocommit, charset="utf8mb4", collation="utf8mb4_general_ci")
+    args.update(extra)
+    try:
+        return mysql.connector.connect(**args)
+    except mysql.connector.Error as exc:
+        raise MlbridgeError(f"mlbridge: cannot connect to {dsn.redacted()}: {exc.msg}") from exc
+
+
+def have_cext() -> bool:
+    return bool(mysql.connector.HAVE_CEXT)
+
+
+_QUERY_HEADER = re.compile(r"^-- name: (\w+)\s*$", re.M)
+
+
+@lru_cache(maxsize=None)
+def queries() -> dict[str, str]:
+    """The named queries of sql/queries.sql, each under a `-- name: NAME` header."""
+    text = (SQL_DIR / "queries.sql").read_text()
+    parts = _QUERY_HEADER.split(text)
+    found = {}
+    for name, body in zip(parts[1::2], parts[2::2]):
+        lines = [ln for ln in body.strip().splitlines() if not ln.lstrip().startswith("--")]
+        found[name] = "\n".join(lines).strip().rstrip(";")
+    return found
+
+
+def query(name: str) -> str:
+    try:
+        return queries()[name]
+    except KeyError:
+        raise KeyError(f"no query named {name!r} in sql/queries.sql") from None
+
+
+def retry_transaction(conn, work: Callable[[object], T], *, attempts: int = 8) -> T:
+    """Run work(cursor) in one transaction; retry the whole of it on deadlock or lock wait timeout."""
+    for attempt in range(1, attempts + 1):
+        try:
+            conn.start_transaction()
+            cur = conn.cursor()
+            try:
+                result = work(cur)
+            finally:
+                cur.close()
+            conn.commit()
+            return result
+        except mysql.connector.Error as exc:
+            try:
+                conn.rollback()
+            except mysql.connector.Error:
+                pass
+            if exc.errno in RETRYABLE and attempt < attempts:
+                time.sleep(min(0.5, 0.01 * 2**attempt) * random.uniform(0.5, 1.5))
+                continue
+            raise
+        except BaseException:
+            try:
+                conn.rollback()
+            except mysql.connector.Error:
+                pass
+            raise
+    raise AssertionError("unreachable")
+
+
+def quote_ident(name: str) -> str:
+    """Quote an identifier for MySQL: backticks, with backticks inside doubled."""
+    if not name or "\x00" in name or len(name) > 64:
+        raise MlbridgeError(f"mlbridge: {name!r} is not a valid column or table name")
+    return "`" + name.replace("`", "``") + "`"

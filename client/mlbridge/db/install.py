@@ -1,0 +1,172 @@
+"""`mlbridge db install`: create or upgrade schema `mlbridge` from the files under sql/.
+
+- sql/migrations/NNNN_*.sql: tables, applied once each in order and recorded in schema_migrations.
+- sql/grants.sql: the locked definer account and the roles (idempotent statements).
+- sql/routines/*.sql: one routine per file (so no DELIMITER games), created with the definer
+  account; a routine whose text has not changed since the last install is left alone, so running
+  the installer twice changes nothing.
+
+Files may use {{schema}}, {{scratch}} and {{in_transaction}}, which the installer fills in.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import mysql.connector
+
+from ..config import Dsn
+from ..errors import MlbridgeError
+from . import SQL_DIR, connect, quote_ident
+
+DEFINER = "'mlbridge_definer'@'localhost'"
+# The sql_mode routines are created under (a routine keeps the mode it was created with).
+SQL_MODE = "STRICT_TRANS_TABLES,ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION"
+
+
+@dataclass
+class InstallReport:
+    schema: str
+    flavor: str
+    migrations_applied: list[str] = field(default_factory=list)
+    routines_created: list[str] = field(default_factory=list)
+    routines_unchanged: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.migrations_applied or self.routines_created)
+
+
+def split_statements(text: str) -> list[str]:
+    """Split a file of plain statements on `;` at the end of a line; drop `--` comment lines."""
+    statements, current = [], []
+    for line in text.splitlines():
+        if line.lstrip().startswith("--") and not current:
+            continue
+        current.append(line)
+        if line.rstrip().endswith(";"):
+            stmt = "\n".join(current).strip().rstrip(";").strip()
+            if stmt:
+                statements.append(stmt)
+            current = []
+    tail = "\n".join(current).strip()
+    if tail and not all(ln.lstrip().startswith("--") for ln in tail.splitlines()):
+        statements.append(tail)
+    return statements
+
+
+def render(text: str, *, schema: str, flavor: str) -> str:
+    return (
+        text.replace("{{schema}}", schema.replace("`", "``"))
+        .replace("{{scratch}}", scratch_schema(schema).replace("`", "``"))
+        .replace("{{in_transaction}}", "@@in_transaction" if flavor == "mariadb" else "FALSE")
+    )
+
+
+def scratch_schema(schema: str) -> str:
+    return f"{schema}_scratch"
+
+
+def routine_files() -> list[Path]:
+    return sorted((SQL_DIR / "routines").glob("*.sql"))
+
+
+def migration_files() -> list[Path]:
+    return sorted((SQL_DIR / "migrations").glob("[0-9]*.sql"))
+
+
+_ROUTINE_HEAD = re.compile(r"^\s*CREATE\s+(PROCEDURE|FUNCTION)\s+`?(\w+)`?", re.I | re.M)
+
+
+def install(dsn: Dsn) -> InstallReport:
+    schema = dsn.database
+    conn = connect(dsn, database=False)
+    try:
+        cur = conn.cursor()
+        cur.execute("SELECT VERSION()")
+        version = cur.fetchone()[0]
+        flavor = "mariadb" if "mariadb" in version.lower() else "mysql"
+        report = InstallReport(schema=schema, flavor=flavor)
+        cur.execute(f"SET SESSION sql_mode = '{SQL_MODE}'")
+        cur.execute(f"CREATE DATABASE IF NOT EXISTS {quote_ident(schema)} CHARACTER SET utf8mb4")
+        cur.execute(f"CREATE DATABASE IF NOT EXISTS {quote_ident(scratch_schema(schema))} CHARACTER SET utf8mb4")
+        cur.execute(f"USE {quote_ident(schema)}")
+        _migrate(cur, report)
+        definer = _grants(cur, report)
+        _routines(cur, report, definer)
+        return report
+    except mysql.connector.Error as exc:
+        raise MlbridgeError(f"mlbridge: installing schema {schema} failed: {exc.msg}") from exc
+    finally:
+        conn.close()
+
+
+def _migrate(cur, report: InstallReport) -> None:
+    cur.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations ("
+        " version VARCHAR(128) NOT NULL PRIMARY KEY,"
+        " applied_at DATETIME(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6)) ENGINE=InnoDB"
+    )
+    cur.execute("SELECT version FROM schema_migrations")
+    applied = {row[0] for row in cur.fetchall()}
+    for path in migration_files():
+        if path.stem in applied:
+            continue
+        for stmt in split_statements(render(path.read_text(), schema=report.schema, flavor=report.flavor)):
+            cur.execute(stmt)
+        cur.execute("INSERT INTO schema_migrations (version) VALUES (%s)", (path.stem,))
+        report.migrations_applied.append(path.stem)
+
+
+def _grants(cur, report: InstallReport) -> str | None:
+    """Create the definer account and roles; return the definer to create routines with, or None
+    (the installing account) where this account may not create users or set another definer."""
+    text = render((SQL_DIR / "grants.sql").read_text(), schema=report.schema, flavor=report.flavor)
+    try:
+        for stmt in split_statements(text):
+            cur.execute(stmt)
+    except mysql.connector.Error as exc:
+        report.warnings.append(
+            f"accounts and roles were not set up ({exc.msg}); routines are defined by the installing account"
+        )
+        return None
+    return DEFINER
+
+
+def _routines(cur, report: InstallReport, definer: str | None) -> None:
+    cur.execute(
+        "CREATE TABLE IF NOT EXISTS schema_routines ("
+        " name VARCHAR(64) NOT NULL PRIMARY KEY, sha256 CHAR(64) NOT NULL,"
+        " installed_at DATETIME(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6)) ENGINE=InnoDB"
+    )
+    cur.execute("SELECT name, sha256 FROM schema_routines")
+    installed = dict(cur.fetchall())
+    cur.execute(
+        "SELECT ROUTINE_NAME FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = %s", (report.schema,)
+    )
+    present = {row[0] for row in cur.fetchall()}
+    for path in routine_files():
+        text = render(path.read_text(), schema=report.schema, flavor=report.flavor)
+        head = _ROUTINE_HEAD.search(text)
+        if not head or head.group(2) != path.stem:
+            raise MlbridgeError(f"mlbridge: {path.name} must hold one CREATE PROCEDURE/FUNCTION named {path.stem}")
+        kind, name = head.group(1).upper(), head.group(2)
+        digest = hashlib.sha256(f"{definer}\n{text}".encode()).hexdigest()
+        if installed.get(name) == digest and name in present:
+            report.routines_unchanged += 1
+            continue
+        body = text[head.start():]
+        if definer:
+            body = re.sub(r"^\s*CREATE\s+", f"CREATE DEFINER={definer} ", body, count=1, flags=re.I)
+        cur.execute(f"DROP {kind} IF EXISTS {quote_ident(name)}")
+        cur.execute(body)
+        cur.execute(
+            "INSERT INTO schema_routines (name, sha256) VALUES (%s, %s)"
+            " ON DUPLICATE KEY UPDATE sha256 = VALUES(sha256), installed_at = CURRENT_TIMESTAMP(6)",
+            (name, digest),
+        )
+        report.routines_created.append(name)

@@ -1,0 +1,265 @@
+"""`mlbridge db local`: a private MySQL-compatible server under the run folder.
+
+Initialised from the machine's own `mariadbd` (or `mysqld`) binary, with its own data folder,
+port and socket under `.run/db/`, stopped by its own pid. Nothing else on the machine is touched:
+a system server on 3306 keeps running beside it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..config import Dsn, run_dir
+from ..errors import MlbridgeError
+
+SEARCH_PATH = ["/usr/sbin", "/usr/local/sbin", "/usr/libexec", "/usr/local/mysql/bin"]
+
+
+def _which(*names: str) -> str | None:
+    path = os.environ.get("PATH", "") + os.pathsep + os.pathsep.join(SEARCH_PATH)
+    for name in names:
+        found = shutil.which(name, path=path)
+        if found:
+            return found
+    return None
+
+
+def server_binary() -> str:
+    found = _which("mariadbd", "mysqld")
+    if not found:
+        raise MlbridgeError(
+            "mlbridge: no mariadbd or mysqld on this machine: install one "
+            "(apt-get install mariadb-server), or point mlbridge at a server with --dsn / MLBRIDGE_DSN"
+        )
+    return found
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie child of ours counts as gone
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ", 1)[1][:1] != "Z"
+    except OSError:
+        return True
+
+
+@dataclass
+class LocalServer:
+    """The private server whose files live in `root` (default `.run/db`)."""
+
+    root: Path
+
+    @classmethod
+    def default(cls) -> "LocalServer":
+        return cls(run_dir() / "db")
+
+    @property
+    def datadir(self) -> Path:
+        return self.root / "data"
+
+    @property
+    def socket(self) -> Path:
+        return self.root / "mysqld.sock"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.root / "mysqld.pid"
+
+    @property
+    def log_file(self) -> Path:
+        return self.root / "mysqld.log"
+
+    @property
+    def port_file(self) -> Path:
+        return self.root / "port"
+
+    @property
+    def dsn_file(self) -> Path:
+        return self.root / "dsn"
+
+    def pid(self) -> int | None:
+        try:
+            pid = int(self.pid_file.read_text().strip())
+        except (OSError, ValueError):
+            return None
+        return pid if _pid_alive(pid) else None
+
+    def port(self) -> int | None:
+        try:
+            return int(self.port_file.read_text().strip())
+        except (OSError, ValueError):
+            return None
+
+    def dsn(self, database: str = "mlbridge") -> Dsn:
+        port = self.port()
+        if port is None:
+            raise MlbridgeError("mlbridge: the private database has never been started: `mlbridge db local start`")
+        return Dsn(user="root", host="127.0.0.1", port=port, database=database)
+
+    # -- life cycle -------------------------------------------------------------------------
+
+    def _initialise(self, binary: str) -> None:
+        self.datadir.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.root / "data.init"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        user = _current_user()
+        if "mariadb" in Path(binary).name or _is_mariadb(binary):
+            installer = _which("mariadb-install-db", "mysql_install_db")
+            if not installer:
+                raise MlbridgeError("mlbridge: mariadb-install-db is missing: reinstall mariadb-server")
+            cmd = [
+                installer, "--no-defaults", f"--datadir={tmp}", f"--user={user}",
+                "--auth-root-authentication-method=normal", "--skip-test-db",
+            ]
+        else:  # MySQL 8: --initialize-insecure makes root@localhost with no password
+            cmd = [binary, "--no-defaults", "--initialize-insecure", f"--datadir={tmp}", f"--user={user}"]
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        if done.returncode != 0:
+            errors = [ln for ln in (done.stderr + done.stdout).splitlines() if "ERROR" in ln]
+            raise MlbridgeError(
+                f"mlbridge: initialising the private database with {cmd[0]} failed: "
+                + (errors[0] if errors else f"exit code {done.returncode}")
+            )
+        tmp.rename(self.datadir)
+
+    def start(self, timeout: float = 60.0) -> Dsn:
+        """Start the server (initialising it on first use); return its DSN. Idempotent."""
+        if self.pid():
+            self._write_dsn()
+            return self.dsn()
+        binary = server_binary()
+        if not (self.datadir / "mysql").is_dir():
+            shutil.rmtree(self.datadir, ignore_errors=True)
+            self._initialise(binary)
+        port = self.port()
+        if port is None or not _port_free(port):
+            port = _free_port()
+        self.port_file.write_text(f"{port}\n")
+        args = [
+            binary, "--no-defaults",
+            f"--datadir={self.datadir}", f"--socket={self.socket}", f"--pid-file={self.pid_file}",
+            f"--port={port}", "--bind-address=127.0.0.1", f"--log-error={self.log_file}",
+            f"--user={_current_user()}",
+            # A private development and test instance: small, and quick to start and to stop.
+            "--innodb-buffer-pool-size=256M", "--innodb-log-file-size=128M",
+            "--innodb-flush-log-at-trx-commit=2", "--max-connections=300",
+            "--skip-log-bin", "--character-set-server=utf8mb4", "--collation-server=utf8mb4_general_ci",
+            # SKIP LOCKED with replication needs row-based binary logs; harmless without them.
+            "--binlog-format=ROW",
+        ]
+        with open(self.root / "mysqld.out", "ab") as out:
+            proc = subprocess.Popen(
+                args, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise MlbridgeError(
+                    f"mlbridge: the private database exited at start (code {proc.returncode}); see {self.log_file}"
+                )
+            if self.socket.exists() and self._ping():
+                break
+            time.sleep(0.1)
+        else:
+            proc.terminate()
+            raise MlbridgeError(f"mlbridge: the private database did not start in {timeout:.0f} s; see {self.log_file}")
+        self.pid_file.write_text(f"{proc.pid}\n")
+        self._grant_tcp_root()
+        self._write_dsn()
+        return self.dsn()
+
+    def _ping(self) -> bool:
+        from . import connect  # lazy: the module imports mysql.connector
+
+        try:
+            conn = connect(Dsn(unix_socket=str(self.socket), database=""), database=False)
+        except MlbridgeError:
+            return False
+        conn.close()
+        return True
+
+    def _grant_tcp_root(self) -> None:
+        """root@localhost exists after initialisation; TCP clients arrive as 127.0.0.1 or ::1."""
+        from . import connect
+
+        conn = connect(Dsn(unix_socket=str(self.socket), database=""), database=False)
+        try:
+            cur = conn.cursor()
+            for host in ("127.0.0.1", "::1"):
+                cur.execute(f"CREATE USER IF NOT EXISTS 'root'@'{host}'")
+                cur.execute(f"GRANT ALL PRIVILEGES ON *.* TO 'root'@'{host}' WITH GRANT OPTION")
+        finally:
+            conn.close()
+
+    def _write_dsn(self) -> None:
+        self.dsn_file.write_text(str(self.dsn()) + "\n")
+
+    def stop(self, timeout: float = 60.0) -> bool:
+        """Stop the server by its own pid; False when it was not running."""
+        pid = self.pid()
+        if pid is None:
+            return False
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while _pid_alive(pid):
+            if time.monotonic() > deadline:
+                os.kill(pid, signal.SIGKILL)
+                time.sleep(0.5)
+                break
+            time.sleep(0.1)
+        try:
+            os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            pass
+        self.pid_file.unlink(missing_ok=True)
+        return True
+
+    def status(self) -> dict:
+        pid = self.pid()
+        return {
+            "running": pid is not None,
+            "pid": pid,
+            "port": self.port(),
+            "socket": str(self.socket),
+            "datadir": str(self.datadir),
+            "dsn": str(self.dsn()) if self.port() else None,
+        }
+
+
+def _current_user() -> str:
+    import pwd
+
+    return pwd.getpwuid(os.getuid()).pw_name
+
+
+def _is_mariadb(binary: str) -> bool:
+    done = subprocess.run([binary, "--version"], capture_output=True, text=True)
+    return "mariadb" in (done.stdout + done.stderr).lower()

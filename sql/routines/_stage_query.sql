@@ -1,0 +1,67 @@
+-- Run the caller's SELECT, with the caller's own privileges (SQL SECURITY INVOKER), into the
+-- session's temporary table {{scratch}}.predict_input (seq, row_key, features): the key as text
+-- and the model's inputs as a JSON array in signature order. A table the caller cannot SELECT
+-- fails here with MySQL's own error. Column names are quoted; the query itself is the caller's.
+CREATE PROCEDURE _stage_query(IN p_query LONGTEXT, IN p_key VARCHAR(64), IN p_inputs LONGTEXT,
+                              IN p_model VARCHAR(255))
+  SQL SECURITY INVOKER
+  MODIFIES SQL DATA
+BEGIN
+  DECLARE v_query LONGTEXT DEFAULT TRIM(p_query);
+  DECLARE v_features LONGTEXT DEFAULT '';
+  DECLARE v_names TEXT DEFAULT '';
+  DECLARE v_name VARCHAR(255);
+  DECLARE v_i INT DEFAULT 0;
+  DECLARE v_msg VARCHAR(512);
+  DECLARE v_missing VARCHAR(255);
+
+  -- A column the model needs that the query lacks: say which, in mlbridge's words. Any other
+  -- unknown column is in the caller's own query, and MySQL's message passes through.
+  DECLARE EXIT HANDLER FOR 1054
+  BEGIN
+    GET DIAGNOSTICS CONDITION 1 v_msg = MESSAGE_TEXT;
+    SET @mlbridge_stage = NULL;
+    DROP TEMPORARY TABLE IF EXISTS `{{scratch}}`.`predict_input`;
+    IF LOCATE('''mlbridge_q.', v_msg) = 0 THEN
+      RESIGNAL;
+    END IF;
+    SET v_missing = SUBSTRING_INDEX(SUBSTRING(v_msg, LOCATE('''mlbridge_q.', v_msg) + 12), '''', 1);
+    IF v_missing = p_key THEN
+      SET v_msg = CONCAT('mlbridge: the query has no key column `', LEFT(p_key, 64),
+                         '`: select it, or name the key column with options ''{"key": "column"}''');
+    ELSE
+      SET v_msg = CONCAT('mlbridge: the query has no column `', LEFT(v_missing, 64), '`, an input of model ',
+                         LEFT(p_model, 80), ' (inputs: ', LEFT(v_names, 250), ')');
+    END IF;
+    SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = v_msg;
+  END;
+
+  -- Tolerate what a person types at a prompt: trailing semicolons and blanks.
+  WHILE CHAR_LENGTH(v_query) > 0 AND RIGHT(v_query, 1) IN (';', ' ', '\n', '\r', '\t') DO
+    SET v_query = LEFT(v_query, CHAR_LENGTH(v_query) - 1);
+  END WHILE;
+  IF v_query IS NULL OR UPPER(v_query) NOT REGEXP '^[([:space:]]*(SELECT|WITH)([^A-Z0-9_$]|$)' THEN
+    SET v_msg = CONCAT('mlbridge: the query must be a SELECT statement, got: ', LEFT(COALESCE(p_query, 'NULL'), 80));
+    SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = v_msg;
+  END IF;
+
+  WHILE v_i < JSON_LENGTH(p_inputs) DO
+    SET v_name = JSON_UNQUOTE(JSON_EXTRACT(p_inputs, CONCAT('$[', v_i, ']')));
+    SET v_features = CONCAT(v_features, IF(v_i > 0, ', ', ''),
+                            'mlbridge_q.`', REPLACE(v_name, '`', '``'), '`');
+    SET v_names = CONCAT(v_names, IF(v_i > 0, ', ', ''), v_name);
+    SET v_i = v_i + 1;
+  END WHILE;
+
+  DROP TEMPORARY TABLE IF EXISTS `{{scratch}}`.`predict_input`;
+  SET @mlbridge_stage = CONCAT(
+    'CREATE TEMPORARY TABLE `{{scratch}}`.`predict_input` AS SELECT ',
+    'ROW_NUMBER() OVER (ORDER BY mlbridge_q.`', REPLACE(p_key, '`', '``'), '`) AS seq, ',
+    'CAST(mlbridge_q.`', REPLACE(p_key, '`', '``'), '` AS CHAR(255)) AS row_key, ',
+    'JSON_ARRAY(', v_features, ') AS features ',
+    'FROM (', v_query, '\n) AS mlbridge_q');
+  PREPARE mlbridge_stage FROM @mlbridge_stage;
+  EXECUTE mlbridge_stage;
+  DEALLOCATE PREPARE mlbridge_stage;
+  SET @mlbridge_stage = NULL;
+END

@@ -1,0 +1,39 @@
+-- CALL mlbridge.predict_scores('model', 'SELECT id, f1, f2 FROM db.t', NULL)
+-- Scores every row of the caller's SELECT with a model ('name', 'name:3' or 'name@label'): the
+-- query's columns are matched to the model's inputs by name, the key column is `id` unless
+-- options.key names another. Waits for the bridge (options.timeout seconds, default 60) and returns
+-- (row_key, score, output, error) per row; with '{"async": true}' returns (request_id) at once.
+-- INVOKER: the query runs with the caller's privileges; the DEFINER routines it calls only move
+-- the staged rows into the queue and read back the caller's own results.
+CREATE PROCEDURE predict_scores(IN p_model VARCHAR(255), IN p_query LONGTEXT, IN p_options LONGTEXT)
+  SQL SECURITY INVOKER
+  MODIFIES SQL DATA
+  COMMENT 'mlbridge: score the rows of a SELECT with a model'
+BEGIN
+  DECLARE v_async BOOLEAN;
+  DECLARE v_timeout DOUBLE;
+  DECLARE v_key VARCHAR(64);
+  DECLARE v_name VARCHAR(64);
+  DECLARE v_version INT UNSIGNED;
+  DECLARE v_inputs LONGTEXT;
+  DECLARE v_request BIGINT UNSIGNED;
+  DECLARE v_status VARCHAR(16);
+
+  SET p_options = NULLIF(TRIM(p_options), '');
+  CALL _parse_options(p_options, v_async, v_timeout, v_key);
+  -- A waiting call must commit its rows before it waits, or the bridge never sees them.
+  -- {{in_transaction}} is @@in_transaction on MariaDB; MySQL 8 has no such variable.
+  IF NOT v_async AND (@@autocommit = 0 OR {{in_transaction}}) THEN
+    SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT =
+      'mlbridge: predict_scores waits for the bridge and needs autocommit on and no open transaction: SET autocommit = 1, or pass ''{"async": true}'' and follow with request_wait';
+  END IF;
+  CALL _resolve_model(p_model, v_name, v_version, v_inputs);
+  CALL _stage_query(p_query, v_key, v_inputs, CONCAT(v_name, ':', v_version));
+  CALL _enqueue_predict(v_name, v_version, v_inputs, v_key, p_options, 0, v_request);
+  IF v_async THEN
+    SELECT v_request AS request_id;
+  ELSE
+    CALL _wait_request(v_request, v_timeout, v_status);
+    CALL request_results(v_request);
+  END IF;
+END
