@@ -12,3 +12,132 @@ ON DUPLICATE KEY UPDATE state = 'available', task = VALUES(task), inputs = VALUE
 -- name: max_model_version
 -- The newest version the catalog knows of a model (the trainer numbers past it and the disk).
 SELECT COALESCE(MAX(version), 0) FROM models WHERE name = %s;
+
+-- ---------------------------------------------------------------------------------------------
+-- The bridge. A chunk is claimed in one short transaction, scored with no lock held, and closed
+-- in the transaction that writes its results, only while this bridge's claim still holds.
+
+-- name: claim_select
+-- Lock up to N claimable chunks, skipping those another bridge holds (uses index `claim`).
+SELECT id, request_id, seq_from, seq_to, model_name, model_version, attempts, max_attempts
+  FROM predict_queue
+ WHERE state = 'pending' AND available_at <= NOW(6)
+ ORDER BY priority, available_at, id
+ LIMIT %s
+   FOR UPDATE SKIP LOCKED;
+
+-- name: claim_update
+-- Take the locked chunks: the attempt counts now, so a chunk that crashes its bridge uses it up.
+UPDATE predict_queue
+   SET state = 'running', attempts = attempts + 1, owner = %s,
+       lease_expires_at = NOW(6) + INTERVAL %s SECOND
+ WHERE id IN ({ids});
+
+-- name: claim_requests
+-- The requests of claimed chunks are running from their first claim on.
+UPDATE requests SET status = 'running', started_at = COALESCE(started_at, NOW(6))
+ WHERE id IN ({ids}) AND status = 'pending';
+
+-- name: request_spec
+-- What the bridge needs to read a request's rows: the input names in feature order.
+SELECT inputs, key_column FROM requests WHERE id = %s;
+
+-- name: model_outputs
+-- The catalog's score output and outputs of a model version.
+SELECT score_output, outputs FROM models WHERE name = %s AND version = %s;
+
+-- name: chunk_rows
+-- The rows of a chunk that have no result yet (rows failed at queue time already have one).
+SELECT r.seq, r.row_key, r.features
+  FROM request_rows AS r
+  LEFT JOIN results AS s ON s.request_id = r.request_id AND s.seq = r.seq
+ WHERE r.request_id = %s AND r.seq BETWEEN %s AND %s AND s.seq IS NULL
+ ORDER BY r.seq;
+
+-- name: close_chunk
+-- Close a chunk only while this bridge still holds it; 0 rows means the claim was lost
+-- (lease expired and taken over, or the request cancelled): the caller rolls back.
+UPDATE predict_queue
+   SET state = %s, owner = NULL, lease_expires_at = NULL, finished_at = NOW(6)
+ WHERE id = %s AND state = 'running' AND owner = %s;
+
+-- name: insert_results
+-- Results of a chunk; the primary key (request_id, seq) refuses a second result for a row.
+INSERT INTO results (request_id, seq, row_key, score, output, error) VALUES (%s, %s, %s, %s, %s, %s);
+
+-- name: request_progress
+-- Count a chunk's rows into its request, finishing the request with its last rows. `status` and
+-- `finished_at` come first so they read the counters before this statement changes them.
+UPDATE requests
+   SET status = CASE
+         WHEN status IN ('cancelled', 'failed', 'done') THEN status
+         WHEN rows_done + rows_failed + %(done)s + %(failed)s >= rows_total
+           THEN IF(error IS NULL, 'done', 'failed')
+         ELSE 'running' END,
+       finished_at = IF(finished_at IS NULL AND rows_done + rows_failed + %(done)s + %(failed)s >= rows_total,
+                        NOW(6), finished_at),
+       error = COALESCE(error, %(error)s),
+       rows_done = rows_done + %(done)s,
+       rows_failed = rows_failed + %(failed)s
+ WHERE id = %(request)s;
+
+-- name: release_chunk
+-- Give a chunk back untouched (the model server was unreachable): the attempt is refunded, so a
+-- down server does not use attempts up; it is claimable again after a backoff.
+UPDATE predict_queue
+   SET state = 'pending', owner = NULL, lease_expires_at = NULL,
+       attempts = GREATEST(attempts, 1) - 1,
+       available_at = NOW(6) + INTERVAL %s MICROSECOND
+ WHERE id = %s AND state = 'running' AND owner = %s;
+
+-- name: retry_chunk
+-- A counted attempt failed: keep its error and make the chunk claimable again after a backoff.
+UPDATE predict_queue
+   SET state = 'pending', owner = NULL, lease_expires_at = NULL,
+       errors = JSON_ARRAY_APPEND(COALESCE(errors, JSON_ARRAY()), '$',
+                                  JSON_OBJECT('at', NOW(6), 'attempt', attempts, 'error', %s)),
+       available_at = NOW(6) + INTERVAL %s MICROSECOND
+ WHERE id = %s AND state = 'running' AND owner = %s;
+
+-- name: record_chunk_error
+-- Keep the error of a chunk's last attempt as it fails for good.
+UPDATE predict_queue
+   SET errors = JSON_ARRAY_APPEND(COALESCE(errors, JSON_ARRAY()), '$',
+                                  JSON_OBJECT('at', NOW(6), 'attempt', attempts, 'error', %s))
+ WHERE id = %s;
+
+-- name: expired_chunks
+-- Chunks whose bridge stopped renewing its lease (it died, or lost the database).
+SELECT id, request_id, seq_from, seq_to, model_name, model_version, attempts, max_attempts, owner
+  FROM predict_queue
+ WHERE state = 'running' AND lease_expires_at < NOW(6)
+ ORDER BY id
+ LIMIT 100
+   FOR UPDATE SKIP LOCKED;
+
+-- name: requeue_expired
+-- Return an expired chunk to the queue, keeping a note of what happened to its attempt.
+UPDATE predict_queue
+   SET state = 'pending', owner = NULL, lease_expires_at = NULL, available_at = NOW(6),
+       errors = JSON_ARRAY_APPEND(COALESCE(errors, JSON_ARRAY()), '$',
+                                  JSON_OBJECT('at', NOW(6), 'attempt', attempts, 'error', %s))
+ WHERE id = %s AND state = 'running';
+
+-- name: take_expired
+-- Claim an expired chunk whose attempts are used up, to fail its rows.
+UPDATE predict_queue SET owner = %s, lease_expires_at = NOW(6) + INTERVAL 60 SECOND
+ WHERE id = %s AND state = 'running';
+
+-- name: sync_model_version
+-- The bridge records a version the model server reports; fields the trainer wrote are kept.
+INSERT INTO models (name, version, state, inputs, outputs, score_output, source, error)
+VALUES (%s, %s, %s, %s, %s, %s, 'server', %s)
+ON DUPLICATE KEY UPDATE
+  state = VALUES(state), error = VALUES(error),
+  inputs = IF(source = 'server', VALUES(inputs), inputs),
+  outputs = IF(source = 'server', VALUES(outputs), outputs),
+  score_output = COALESCE(score_output, VALUES(score_output));
+
+-- name: model_label_version
+-- The version a label (`name@canary`) points at, for the trainer's evaluate.
+SELECT version FROM model_labels WHERE name = %s AND label = %s;

@@ -77,7 +77,8 @@ class Dsn:
         return text
 
     def redacted(self) -> str:
-        return str(Dsn(**{**self.__dict__, "password": "***" if self.password else ""}))
+        text = str(Dsn(**{**self.__dict__, "password": "PASSWORD" if self.password else ""}))
+        return text.replace(":PASSWORD@", ":***@")
 
     def connect_args(self, database: bool = True) -> dict:
         args: dict = {"user": self.user, "password": self.password, "host": self.host, "port": self.port}

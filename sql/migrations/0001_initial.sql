@@ -79,7 +79,7 @@ CREATE TABLE IF NOT EXISTS predict_queue (
   model_name        VARCHAR(64)     NOT NULL,
   model_version     INT UNSIGNED    NOT NULL,
   state             ENUM('pending', 'running', 'done', 'failed', 'cancelled') NOT NULL DEFAULT 'pending',
-  priority          SMALLINT        NOT NULL DEFAULT 0 COMMENT 'higher is claimed first',
+  priority          SMALLINT        NOT NULL DEFAULT 1 COMMENT 'lower is claimed first: 0 online rows, 1 predict_scores, 2 bulk tables',
   attempts          SMALLINT UNSIGNED NOT NULL DEFAULT 0,
   max_attempts      SMALLINT UNSIGNED NOT NULL DEFAULT 5,
   owner             VARCHAR(128)    NULL COMMENT 'the bridge holding the claim',

@@ -45,7 +45,7 @@ def split_statements(text: str) -> list[str]:
     """Split a file of plain statements on `;` at the end of a line; drop `--` comment lines."""
     statements, current = [], []
     for line in text.splitlines():
-        if line.lstrip().startswith("--") and not current:
+        if not current and (not line.strip() or line.lstrip().startswith("--")):
             continue
         current.append(line)
         if line.rstrip().endswith(";"):

@@ -1,0 +1,46 @@
+# The documented way in: `make demo` runs the main job end to end, `make test` the test suite.
+# Each does its own set-up: the virtualenv, the packages, a database server binary, generated code.
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: all venv db-server proto proto-check demo test test-unit lint bench clean distclean
+
+all: test
+
+venv: $(STAMP)
+
+$(STAMP): client/pyproject.toml server/pyproject.toml constraints.txt requirements-dev.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -c constraints.txt -e client -e server -r requirements-dev.txt
+	touch $@
+
+# The private database (mlbridge db local) runs the machine's own mariadbd/mysqld.
+db-server:
+	@bash tools/ensure-db-server.sh
+
+# Regenerate the wire modules from proto/ (committed); proto-check fails when they drift.
+proto: venv
+	PYTHON=$(BIN)/python bash tools/gen_proto.sh
+
+proto-check: venv
+	PYTHON=$(BIN)/python bash tools/gen_proto.sh --check
+
+demo: venv db-server
+	PATH="$(CURDIR)/$(BIN):$$PATH" bash tools/demo.sh
+
+test: venv db-server proto-check
+	$(BIN)/python -m pytest tests
+
+test-unit: venv
+	$(BIN)/python -m pytest tests/unit
+
+clean:
+	rm -rf .pytest_cache build dist .run/demo
+	find . -name __pycache__ -prune -exec rm -rf {} +
+
+distclean: clean
+	rm -rf $(VENV) .run models

@@ -1,0 +1,36 @@
+"""Keep the SQL model catalog in step with what the model server hosts, so a SavedModel copied
+into the model base by hand can be called from SQL too."""
+
+from __future__ import annotations
+
+import json
+
+from .. import serving_client as sc
+from ..db import query, retry_transaction
+from .rows import pick_score_output
+
+# Server states and what the catalog calls them. An UNLOADED version is on disk and loads when a
+# request names it, so it is available to SQL callers. LOADING versions wait for the next sync.
+STATES = {"AVAILABLE": "available", "UNLOADED": "available", "FAILED": "failed"}
+
+
+def _specs(specs: list[sc.TensorSpec]) -> str:
+    return json.dumps([
+        {"name": s.name, "dtype": s.dtype, "shape": None if s.shape is None else [-1 if d is None else d for d in s.shape]}
+        for s in specs
+    ])
+
+
+def sync_catalog(conn, client: sc.ModelServerClient) -> int:
+    versions = client.list_models()
+    rows = []
+    for mv in versions:
+        state = STATES.get(mv.state)
+        if state is None:
+            continue
+        outputs = [o.name for o in mv.outputs]
+        rows.append((mv.name, mv.version, state, _specs(mv.inputs), _specs(mv.outputs),
+                     pick_score_output(outputs, None), mv.error or None))
+    if rows:
+        retry_transaction(conn, lambda cur: cur.executemany(query("sync_model_version"), rows))
+    return len(rows)

@@ -1,0 +1,142 @@
+"""The bridge's side of predict_queue: claim, read, close, give back, sweep. Each call is one
+short transaction; no lock is held while a chunk is being scored."""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass
+from typing import Sequence
+
+from ..db import query, retry_transaction
+
+
+@dataclass
+class Chunk:
+    id: int
+    request_id: int
+    seq_from: int
+    seq_to: int
+    model_name: str
+    model_version: int
+    attempts: int  # including the current one
+    max_attempts: int
+
+    @property
+    def model(self) -> str:
+        return f"{self.model_name}:{self.model_version}"
+
+
+def _with_ids(sql: str, ids: Sequence[int]) -> str:
+    return sql.replace("{ids}", ", ".join(["%s"] * len(ids)))
+
+
+class Queue:
+    def __init__(self, conn, owner: str, lease_seconds: int = 60):
+        self.conn = conn
+        self.owner = owner
+        self.lease_seconds = lease_seconds
+
+    def claim(self, limit: int) -> list[Chunk]:
+        def work(cur):
+            cur.execute(query("claim_select"), (limit,))
+            found = cur.fetchall()
+            if not found:
+                return []
+            ids = [row[0] for row in found]
+            cur.execute(_with_ids(query("claim_update"), ids), (self.owner, self.lease_seconds, *ids))
+            request_ids = sorted({row[1] for row in found})
+            cur.execute(_with_ids(query("claim_requests"), request_ids), request_ids)
+            return [Chunk(r[0], r[1], r[2], r[3], r[4], r[5], r[6] + 1, r[7]) for r in found]
+
+        return retry_transaction(self.conn, work)
+
+    def rows(self, chunk: Chunk) -> list[tuple]:
+        cur = self.conn.cursor()
+        try:
+            cur.execute(query("chunk_rows"), (chunk.request_id, chunk.seq_from, chunk.seq_to))
+            return cur.fetchall()
+        finally:
+            cur.close()
+
+    def fetch_one(self, name: str, params: tuple):
+        cur = self.conn.cursor()
+        try:
+            cur.execute(query(name), params)
+            return cur.fetchone()
+        finally:
+            cur.close()
+
+    def close(self, chunk: Chunk, results: Sequence[tuple], *, state: str = "done",
+              error: str | None = None) -> bool:
+        """Write a chunk's results and close it, in one transaction, only while our claim holds.
+        results: (seq, key, score, output_json, error). False when the claim was lost."""
+
+        def work(cur):
+            cur.execute(query("close_chunk"), (state, chunk.id, self.owner))
+            if cur.rowcount == 0:
+                return False
+            if results:
+                cur.executemany(query("insert_results"), [(chunk.request_id, *r) for r in results])
+            failed = sum(1 for r in results if r[4] is not None)
+            cur.execute(query("request_progress"), {
+                "done": len(results) - failed, "failed": failed, "error": error, "request": chunk.request_id,
+            })
+            return True
+
+        try:
+            return retry_transaction(self.conn, work)
+        except _duplicate_result():
+            # Another bridge wrote these rows' results already: ours are not written twice.
+            self.conn.rollback()
+            return False
+
+    def release(self, chunk: Chunk, delay: float) -> None:
+        """Give a chunk back without using up its attempt (the model server was unreachable)."""
+        retry_transaction(self.conn, lambda cur: cur.execute(
+            query("release_chunk"), (_micros(delay), chunk.id, self.owner)))
+
+    def retry(self, chunk: Chunk, error: str, delay: float) -> None:
+        retry_transaction(self.conn, lambda cur: cur.execute(
+            query("retry_chunk"), (error, _micros(delay), chunk.id, self.owner)))
+
+    def record_error(self, chunk: Chunk, error: str) -> None:
+        retry_transaction(self.conn, lambda cur: cur.execute(query("record_chunk_error"), (error, chunk.id)))
+
+    def sweep(self) -> list[Chunk]:
+        """Requeue chunks whose lease expired; return those with no attempt left, now claimed by
+        us, for the caller to fail."""
+
+        def work(cur):
+            cur.execute(query("expired_chunks"))
+            exhausted = []
+            for r in cur.fetchall():
+                chunk = Chunk(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7])
+                note = f"mlbridge: lease of bridge {r[8]} expired while it held this chunk"
+                if chunk.attempts >= chunk.max_attempts:
+                    cur.execute(query("take_expired"), (self.owner, chunk.id))
+                    exhausted.append((chunk, note))
+                else:
+                    cur.execute(query("requeue_expired"), (note, chunk.id))
+            return exhausted
+
+        return retry_transaction(self.conn, work)
+
+
+def backoff(attempt: int, base: float = 0.2, cap: float = 30.0) -> float:
+    """Exponential backoff with full jitter."""
+    return random.uniform(0, min(cap, base * 2 ** max(0, attempt - 1)))
+
+
+def _micros(seconds: float) -> int:
+    return max(0, int(seconds * 1e6))
+
+
+def _duplicate_result():
+    import mysql.connector
+
+    return mysql.connector.IntegrityError
+
+
+def as_json(value) -> str:
+    return json.dumps(value, separators=(",", ":"))

@@ -1,0 +1,209 @@
+"""The `mlbridge` command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+from . import __version__
+from .config import DEFAULT_SERVER, model_base, resolve_dsn, server_target
+from .errors import MlbridgeError
+
+
+def _server_package(command: str):
+    try:
+        import mlbridge_server  # noqa: F401
+    except ImportError:
+        raise MlbridgeError(
+            f"mlbridge: `mlbridge {command}` runs on TensorFlow and needs the mlbridge-server package: "
+            "pip install mlbridge-server (or `pip install -e server` in a checkout)"
+        ) from None
+
+
+# -- db ---------------------------------------------------------------------------------------
+
+def cmd_db_install(args) -> int:
+    from .db.install import install
+
+    dsn = resolve_dsn(args.dsn)
+    report = install(dsn)
+    for warning in report.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    if report.changed:
+        print(f"schema {report.schema} on {report.flavor}: migrations {report.migrations_applied or 'none'}, "
+              f"{len(report.routines_created)} routines created, {report.routines_unchanged} unchanged")
+    else:
+        print(f"schema {report.schema} on {report.flavor} is up to date")
+    return 0
+
+
+def cmd_db_local(args) -> int:
+    from .db.local import LocalServer
+
+    server = LocalServer.default()
+    if args.action == "start":
+        dsn = server.start()
+        print(dsn)
+    elif args.action == "stop":
+        print("stopped" if server.stop() else "not running")
+    else:
+        status = server.status()
+        print(json.dumps(status, indent=2))
+        return 0 if status["running"] else 3
+    return 0
+
+
+# -- serving ----------------------------------------------------------------------------------
+
+def cmd_serve(args) -> int:
+    _server_package("serve")
+    from mlbridge_server.serving import serve
+
+    serve(
+        model_base=str(model_base(args.model_base)), port=args.port, host=args.host,
+        poll_interval=args.poll_interval, metrics_port=args.metrics_port, ready_file=args.ready_file,
+    )
+    return 0
+
+
+def cmd_bridge(args) -> int:
+    from .bridge import Bridge, BridgeConfig
+
+    bridge = Bridge(BridgeConfig(dsn=resolve_dsn(args.dsn), server=server_target(args.server),
+                                 claim_chunks=args.claim_chunks, lease_seconds=args.lease))
+    bridge.install_signal_handlers()
+    bridge.run()
+    return 0
+
+
+# -- training ---------------------------------------------------------------------------------
+
+def cmd_train(args) -> int:
+    _server_package("train")
+    from mlbridge_server.trainer import train
+
+    result = train(
+        resolve_dsn(args.dsn), args.query, args.label, args.model, model_base(args.model_base),
+        key=args.key, epochs=args.epochs, batch_size=args.batch_size, progress=not args.quiet,
+    )
+    metrics = ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in result.metrics.items())
+    print(f"model {result.name}:{result.version} ({result.task}) -> {result.path}")
+    print(f"rows: {result.rows_train} train, {result.rows_holdout} hold-out, {result.rows_skipped} skipped")
+    print(f"hold-out: {metrics}")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    _server_package("evaluate")
+    from mlbridge_server.trainer import evaluate
+
+    metrics = evaluate(resolve_dsn(args.dsn), args.query, args.label, args.model, model_base(args.model_base),
+                       key=args.key)
+    for name, value in metrics.items():
+        print(f"{name}\t{value}")
+    return 0
+
+
+# -- together ---------------------------------------------------------------------------------
+
+def cmd_up(args) -> int:
+    from .up import up
+
+    return up(dsn_flag=args.dsn, base=model_base(args.model_base), port=args.port, ready_file=args.ready_file)
+
+
+def cmd_status(args) -> int:
+    from .status import show_status
+
+    return show_status(resolve_dsn(args.dsn), limit=args.limit, request_id=args.request)
+
+
+# -- parser -----------------------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mlbridge", description="TensorFlow predictions from MySQL.")
+    parser.add_argument("--version", action="version", version=f"mlbridge {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log more")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    dsn_help = "mysql://user:pass@host:port/mlbridge (default: $MLBRIDGE_DSN, else the private database)"
+
+    db = sub.add_parser("db", help="install the schema, run a private database")
+    dbsub = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
+    p = dbsub.add_parser("install", help="install or upgrade schema mlbridge")
+    p.add_argument("--dsn", help=dsn_help)
+    p.set_defaults(func=cmd_db_install)
+    p = dbsub.add_parser("local", help="private MySQL/MariaDB instance under .run/")
+    p.add_argument("action", choices=["start", "stop", "status"])
+    p.set_defaults(func=cmd_db_local)
+
+    p = sub.add_parser("serve", help="host the SavedModels of a model base (TF Serving gRPC API)")
+    p.add_argument("--model-base", help="folder of NAME/VERSION/ SavedModels (default: $MLBRIDGE_MODEL_BASE or ./models)")
+    p.add_argument("--port", type=int, default=8500)
+    p.add_argument("--host", default="0.0.0.0")
+    p.add_argument("--metrics-port", type=int, default=None, help="Prometheus metrics port (e.g. 8502)")
+    p.add_argument("--poll-interval", type=float, default=2.0, help="seconds between model base scans")
+    p.add_argument("--ready-file", help=argparse.SUPPRESS)
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("bridge", help="score predict_queue on the model server")
+    p.add_argument("--dsn", help=dsn_help)
+    p.add_argument("--server", help=f"model server host:port (default: $MLBRIDGE_SERVER or {DEFAULT_SERVER})")
+    p.add_argument("--claim-chunks", type=int, default=2, help="chunks claimed at a time")
+    p.add_argument("--lease", type=int, default=60, help="seconds a claim holds before another bridge may take it")
+    p.set_defaults(func=cmd_bridge)
+
+    def training_args(p, *, train: bool) -> None:
+        p.add_argument("--dsn", help=dsn_help)
+        p.add_argument("--query", required=True, help="SELECT with the feature columns and the label")
+        p.add_argument("--label", required=True, help="the label column")
+        p.add_argument("--model", required=True, help="model name" + ("" if train else ", name:version"))
+        p.add_argument("--model-base", help="default: $MLBRIDGE_MODEL_BASE or ./models")
+        p.add_argument("--key", default=None, help="key column: splits rows, never a feature (default: id)")
+
+    p = sub.add_parser("train", help="train a model version on a query's rows")
+    training_args(p, train=True)
+    p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="metrics of a model on labelled rows")
+    training_args(p, train=False)
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("up", help="database + model server + bridge; Ctrl-C stops all")
+    p.add_argument("--dsn", help="use this database instead of the private one")
+    p.add_argument("--model-base")
+    p.add_argument("--port", type=int, default=8500, help="model server port")
+    p.add_argument("--ready-file", help=argparse.SUPPRESS)
+    p.set_defaults(func=cmd_up)
+
+    p = sub.add_parser("status", help="your requests and their progress")
+    p.add_argument("--dsn", help=dsn_help)
+    p.add_argument("--limit", type=int, default=20)
+    p.add_argument("--request", type=int, default=None, help="follow one request with a progress bar")
+    p.set_defaults(func=cmd_status)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr,
+    )
+    try:
+        return args.func(args) or 0
+    except MlbridgeError as exc:
+        print(str(exc) if str(exc).startswith("mlbridge:") else f"mlbridge: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,213 @@
+"""The SQL surface on a real server, without the model server: install, validation, queueing,
+ownership. Every bad input is refused with a mlbridge: message and queues nothing."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+
+from mlbridge.db import connect
+from mlbridge.db.install import install, routine_files
+
+from ..procs import parse_tsv, sql_cli
+
+INPUTS = json.dumps([{"name": "f1", "dtype": "float32", "shape": [-1]},
+                     {"name": "f2", "dtype": "float32", "shape": [-1]}])
+
+
+@pytest.fixture(scope="module")
+def catalog(dsn):
+    """A catalog entry and a data table (no model server needed to queue rows)."""
+    conn = connect(dsn)
+    cur = conn.cursor()
+    cur.execute("CREATE DATABASE IF NOT EXISTS sqltest")
+    cur.execute("CREATE TABLE IF NOT EXISTS sqltest.t (id INT PRIMARY KEY, f1 DOUBLE, f2 DOUBLE, note VARCHAR(20))")
+    cur.execute("DELETE FROM sqltest.t")
+    cur.executemany("INSERT INTO sqltest.t VALUES (%s, %s, %s, %s)",
+                    [(i, i * 0.5, i * 2.0, f"n{i}") for i in range(1, 2501)])
+    cur.execute("CREATE TABLE IF NOT EXISTS sqltest.dups (k VARCHAR(10), f1 DOUBLE, f2 DOUBLE)")
+    cur.execute("DELETE FROM sqltest.dups")
+    cur.executemany("INSERT INTO sqltest.dups VALUES (%s, %s, %s)",
+                    [("a", 1, 2), ("b", 1, 2), ("a", 3, 4), (None, 5, 6)])
+    cur.execute("INSERT IGNORE INTO models (name, version, inputs, outputs, source) VALUES "
+                "('sqlfake', 1, %s, '[{\"name\": \"score\"}]', 'trainer'),"
+                "('sqlfake', 2, %s, '[{\"name\": \"score\"}]', 'trainer')", (INPUTS, INPUTS))
+    cur.execute("INSERT IGNORE INTO models (name, version, state, inputs, outputs, source) VALUES "
+                "('sqlbroken', 1, 'failed', %s, '[]', 'server')", (INPUTS,))
+    cur.execute("INSERT IGNORE INTO model_labels (name, label, version) VALUES ('sqlfake', 'canary', 1)")
+    conn.close()
+    return dsn
+
+
+def _count(dsn, table="requests") -> int:
+    conn = connect(dsn)
+    cur = conn.cursor()
+    cur.execute(f"SELECT COUNT(*) FROM {table}")
+    n = cur.fetchone()[0]
+    conn.close()
+    return n
+
+
+def test_install_twice_changes_nothing(dsn):
+    report = install(dsn)
+    assert not report.changed
+    assert report.routines_unchanged == len(routine_files())
+    assert report.migrations_applied == []
+
+
+@pytest.mark.parametrize(
+    "model, query, options, message",
+    [
+        ("nosuch", "SELECT id, f1, f2 FROM sqltest.t", "NULL", "no model named 'nosuch'"),
+        ("sqlfake:9", "SELECT id, f1, f2 FROM sqltest.t", "NULL", "has no version 9"),
+        ("sqlfake:x", "SELECT id, f1, f2 FROM sqltest.t", "NULL", "must be a number"),
+        ("sqlfake@nolabel", "SELECT id, f1, f2 FROM sqltest.t", "NULL", "no version labelled 'nolabel'"),
+        ("sqlbroken", "SELECT id, f1, f2 FROM sqltest.t", "NULL", "has no available version"),
+        ("sqlbroken:1", "SELECT id, f1, f2 FROM sqltest.t", "NULL", "is failed, not available"),
+        ("", "SELECT id, f1, f2 FROM sqltest.t", "NULL", "model is empty"),
+        ("sqlfake", "SELECT f1, f2 FROM sqltest.t", "NULL", "no key column `id`"),
+        ("sqlfake", "SELECT id, f1 FROM sqltest.t", "NULL", "no column `f2`, an input of model sqlfake:2"),
+        ("sqlfake", "SELECT id, f1, f2 FROM sqltest.t", "'{\"key\": \"k\"}'", "no key column `k`"),
+        ("sqlfake", "DELETE FROM sqltest.t", "NULL", "must be a SELECT statement"),
+        ("sqlfake", "SELECT 1; DROP TABLE sqltest.t", "NULL", ""),  # MySQL's own syntax error
+        ("sqlfake", "", "NULL", "must be a SELECT statement"),
+        ("sqlfake", "SELECT id, f1, f2 FROM sqltest.t", "'{not json'", "options are not valid JSON"),
+        ("sqlfake", "SELECT id, f1, f2 FROM sqltest.t", "'[1, 2]'", "options must be a JSON object"),
+        ("sqlfake", "SELECT id, f1, f2 FROM sqltest.t", "'{\"asynch\": true}'", "unknown option \"asynch\""),
+        ("sqlfake", "SELECT id, f1, f2 FROM sqltest.t", "'{\"async\": 1}'", "async must be true or false"),
+        ("sqlfake", "SELECT id, f1, f2 FROM sqltest.t", "'{\"timeout\": -1}'", "timeout must be a number"),
+        ("sqlfake", "SELECT id, f1, f2 FROM sqltest.t", "'{\"key\": 5}'", "key must name the key column"),
+    ],
+)
+def test_bad_input_is_refused_and_nothing_is_queued(catalog, model, query, options, message):
+    before = (_count(catalog), _count(catalog, "request_rows"), _count(catalog, "predict_queue"))
+    sql = f"CALL mlbridge.predict_scores('{model}', '{query.replace(chr(39), chr(39) * 2)}', {options})"
+    done = sql_cli(catalog, sql)
+    assert done.returncode != 0, done.stdout
+    if message:
+        assert "(45000)" in done.stderr and f"mlbridge: " in done.stderr, done.stderr
+        assert message in done.stderr, done.stderr
+    else:
+        assert "ERROR 1064" in done.stderr, done.stderr  # passes through unchanged
+    assert (_count(catalog), _count(catalog, "request_rows"), _count(catalog, "predict_queue")) == before
+
+
+def test_unknown_column_in_the_callers_own_query_passes_through(catalog):
+    done = sql_cli(catalog, "CALL mlbridge.predict_scores('sqlfake', 'SELECT id, f1, f2 FROM sqltest.t WHERE nope = 1', NULL)")
+    assert "ERROR 1054" in done.stderr and "nope" in done.stderr
+
+
+def test_async_queues_chunks_and_reports_status(catalog, db):
+    done = sql_cli(catalog, "CALL mlbridge.predict_scores('sqlfake:1', "
+                            "'SELECT id, f1, f2, note FROM sqltest.t WHERE id <= 2100;', '{\"async\": true}')")
+    assert done.returncode == 0, done.stderr
+    request = int(parse_tsv(done.stdout)[0]["request_id"])
+    status = parse_tsv(sql_cli(catalog, f"CALL mlbridge.request_status({request})").stdout)[0]
+    assert status["status"] == "pending" and status["rows_total"] == "2100" and status["model"] == "sqlfake:1"
+    cur = db.cursor()
+    cur.execute("SELECT seq_from, seq_to, state, priority FROM predict_queue WHERE request_id = %s ORDER BY id",
+                (request,))
+    assert cur.fetchall() == [(1, 1024, "pending", 1), (1025, 2048, "pending", 1), (2049, 2100, "pending", 1)]
+    cur.execute("SELECT seq, row_key, features FROM request_rows WHERE request_id = %s AND seq IN (1, 2100)",
+                (request,))
+    rows = cur.fetchall()
+    assert rows[0][1] == "1" and json.loads(rows[0][2]) == [0.5, 2.0]  # inputs only, in model order
+    assert rows[1][1] == "2100"
+    cancel = parse_tsv(sql_cli(catalog, f"CALL mlbridge.request_cancel({request})").stdout)[0]
+    assert cancel["status"] == "cancelled"
+    cur.execute("SELECT COUNT(*) FROM predict_queue WHERE request_id = %s AND state <> 'cancelled'", (request,))
+    assert cur.fetchone()[0] == 0
+
+
+def test_label_resolves_to_its_version(catalog, db):
+    done = sql_cli(catalog, "CALL mlbridge.predict_scores('sqlfake@canary', 'SELECT id, f1, f2 FROM sqltest.t "
+                            "WHERE id < 3', '{\"async\": true}')")
+    request = int(parse_tsv(done.stdout)[0]["request_id"])
+    cur = db.cursor()
+    cur.execute("SELECT model_version FROM requests WHERE id = %s", (request,))
+    assert cur.fetchone()[0] == 1
+
+
+def test_null_and_repeated_keys_fail_at_queue_time(catalog, db):
+    done = sql_cli(catalog, "CALL mlbridge.predict_scores('sqlfake', 'SELECT k, f1, f2 FROM sqltest.dups', "
+                            "'{\"async\": true, \"key\": \"k\"}')")
+    request = int(parse_tsv(done.stdout)[0]["request_id"])
+    results = parse_tsv(sql_cli(catalog, f"CALL mlbridge.request_results({request})").stdout)
+    errors = {(r["row_key"], r["error"]) for r in results}
+    assert (None, "mlbridge: key column `k` is NULL in this row") in errors
+    assert sum(1 for key, err in errors if key == "a" and "repeats" in err) == 1  # both rows, same text
+    assert len(results) == 3
+    status = parse_tsv(sql_cli(catalog, f"CALL mlbridge.request_status({request})").stdout)[0]
+    assert (status["rows_total"], status["rows_failed"], status["status"]) == ("4", "3", "pending")
+
+
+def test_waiting_needs_autocommit(catalog):
+    for prefix in ("SET autocommit = 0;", "START TRANSACTION;"):
+        done = sql_cli(catalog, prefix + "CALL mlbridge.predict_scores('sqlfake', 'SELECT id, f1, f2 FROM sqltest.t', NULL)")
+        assert "needs autocommit on and no open transaction" in done.stderr
+
+
+def test_async_inside_a_transaction_queues_on_commit(catalog, dsn):
+    conn = connect(dsn, autocommit=False)
+    cur = conn.cursor()
+    cur.callproc("predict_scores", ("sqlfake", "SELECT id, f1, f2 FROM sqltest.t WHERE id <= 5", '{"async": true}'))
+    request = next(cur.stored_results()).fetchone()[0]
+    conn.rollback()
+    other = connect(dsn)
+    c2 = other.cursor()
+    c2.execute("SELECT COUNT(*) FROM requests WHERE id = %s", (request,))
+    assert c2.fetchone()[0] == 0  # rolled back with the caller's transaction: nothing half-queued
+    other.close()
+    conn.close()
+
+
+def test_timeout_leaves_the_request_queued(catalog):
+    done = sql_cli(catalog, "CALL mlbridge.predict_scores('sqlfake', 'SELECT id, f1, f2 FROM sqltest.t WHERE id < 3', "
+                            "'{\"timeout\": 0.2}')")
+    assert "is still pending after 0.2 s" in done.stderr and "request_wait" in done.stderr
+
+
+@pytest.fixture(scope="module")
+def alice(catalog):
+    """A real account holding only the mlbridge_user role (as its default role) and SELECT on one table."""
+    name = f"alice_{uuid.uuid4().hex[:6]}"
+    conn = connect(catalog)
+    cur = conn.cursor()
+    cur.execute(f"CREATE USER '{name}'@'%' IDENTIFIED BY 'pw'")
+    cur.execute(f"GRANT mlbridge_user TO '{name}'@'%'")
+    cur.execute(f"SET DEFAULT ROLE mlbridge_user FOR '{name}'@'%'")
+    cur.execute(f"GRANT SELECT ON sqltest.t TO '{name}'@'%'")
+    cur.execute("CREATE TABLE IF NOT EXISTS sqltest.secret (id INT PRIMARY KEY, f1 DOUBLE, f2 DOUBLE)")
+    yield name
+    cur.execute(f"DROP USER '{name}'@'%'")
+    conn.close()
+
+
+def test_caller_with_only_the_role_queues_and_sees_only_their_own(catalog, alice, db):
+    done = sql_cli(catalog, "CALL mlbridge.predict_scores('sqlfake', 'SELECT id, f1, f2 FROM sqltest.t WHERE id <= 3', "
+                            "'{\"async\": true}')", user=alice, password="pw")
+    assert done.returncode == 0, done.stderr
+    request = int(parse_tsv(done.stdout)[0]["request_id"])
+    cur = db.cursor()
+    cur.execute("SELECT owner FROM requests WHERE id = %s", (request,))
+    assert cur.fetchone()[0] == alice
+    assert sql_cli(catalog, f"CALL mlbridge.request_status({request})", user=alice, password="pw").returncode == 0
+    # root's requests are not alice's, and alice's are not root's
+    cur.execute("SELECT MIN(id) FROM requests WHERE owner = 'root'")
+    rooted = cur.fetchone()[0]
+    other = sql_cli(catalog, f"CALL mlbridge.request_results({rooted})", user=alice, password="pw")
+    assert f"no request {rooted} of user {alice}" in other.stderr
+    assert "no request" in sql_cli(catalog, f"CALL mlbridge.request_status({request})").stderr
+    # alice reads the catalog, but not the queue
+    assert sql_cli(catalog, "SELECT COUNT(*) FROM mlbridge.models", user=alice, password="pw").returncode == 0
+    assert "denied" in sql_cli(catalog, "SELECT * FROM mlbridge.results", user=alice, password="pw").stderr
+
+
+def test_caller_cannot_score_a_table_they_cannot_select(catalog, alice):
+    before = _count(catalog)
+    done = sql_cli(catalog, "CALL mlbridge.predict_scores('sqlfake', 'SELECT id, f1, f2 FROM sqltest.secret', "
+                            "'{\"async\": true}')", user=alice, password="pw")
+    assert "ERROR 1142" in done.stderr and "denied" in done.stderr  # MySQL's own error, unchanged
+    assert _count(catalog) == before

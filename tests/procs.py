@@ -1,0 +1,122 @@
+"""Start the real parts as processes for the tests: model server, bridge, SQL command-line client."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from mlbridge.config import Dsn
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _env() -> dict:
+    env = dict(os.environ)
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+@dataclass
+class Process:
+    proc: subprocess.Popen
+    log: Path
+    target: str = ""
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+
+def spawn(args: list[str], log: Path) -> Process:
+    handle = open(log, "ab")
+    proc = subprocess.Popen(args, stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                            env=_env(), cwd=REPO)
+    handle.close()
+    return Process(proc, log)
+
+
+def wait_for(path: Path, process: Process, what: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        if process.proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with {process.proc.returncode}:\n{process.output()[-4000:]}")
+        if time.monotonic() > deadline:
+            process.stop()
+            raise RuntimeError(f"{what} not ready in {timeout} s:\n{process.output()[-4000:]}")
+        time.sleep(0.05)
+
+
+@contextlib.contextmanager
+def start_model_server(model_base: Path, workdir: Path, port: int | None = None, poll_interval: float = 0.5):
+    port = port or free_port()
+    ready = workdir / f"server-{port}.ready"
+    ready.unlink(missing_ok=True)
+    process = spawn([sys.executable, "-m", "mlbridge", "serve", "--model-base", str(model_base), "--port", str(port),
+                     "--host", "127.0.0.1", "--poll-interval", str(poll_interval), "--ready-file", str(ready)],
+                    workdir / f"server-{port}.log")
+    process.target = f"127.0.0.1:{port}"
+    try:
+        wait_for(ready, process, "model server")
+        yield process
+    finally:
+        process.stop()
+
+
+@contextlib.contextmanager
+def start_bridge(dsn: Dsn, server: str, workdir: Path, *extra: str):
+    log = workdir / f"bridge-{time.monotonic_ns()}.log"
+    process = spawn([sys.executable, "-m", "mlbridge", "bridge", "--dsn", str(dsn), "--server", server, *extra], log)
+    try:
+        yield process
+    finally:
+        process.stop()
+
+
+def sql_client_binary() -> str:
+    found = shutil.which("mariadb") or shutil.which("mysql")
+    if not found:
+        raise RuntimeError("no mariadb or mysql command-line client on this machine")
+    return found
+
+
+def sql_cli(dsn: Dsn, sql: str, *, user: str | None = None, password: str | None = None,
+            timeout: float = 120) -> subprocess.CompletedProcess:
+    """Run SQL through the mariadb/mysql command-line client, as a DBA would: tab-separated output."""
+    args = [sql_client_binary(), "--batch", "--raw", "--protocol=TCP", f"--host={dsn.host}", f"--port={dsn.port}",
+            f"--user={user or dsn.user}", "--default-character-set=utf8mb4", "-e", sql]
+    pw = password if password is not None else dsn.password
+    if pw:
+        args.insert(1, f"--password={pw}")
+    return subprocess.run(args, capture_output=True, text=True, timeout=timeout)
+
+
+def parse_tsv(text: str) -> list[dict[str, str | None]]:
+    lines = [ln for ln in text.splitlines() if ln]
+    if not lines:
+        return []
+    header = lines[0].split("\t")
+    return [dict(zip(header, [None if v == "NULL" else v for v in ln.split("\t")])) for ln in lines[1:]]
