@@ -86,9 +86,10 @@ def cmd_train(args) -> int:
     _server_package("train")
     from mlbridge_server.trainer import train
 
+    tuning = {k: v for k, v in (("epochs", args.epochs), ("batch_size", args.batch_size)) if v is not None}
     result = train(
         resolve_dsn(args.dsn), args.query, args.label, args.model, model_base(args.model_base),
-        key=args.key, epochs=args.epochs, batch_size=args.batch_size, progress=not args.quiet,
+        key=args.key, progress=not args.quiet, **tuning,
     )
     metrics = ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in result.metrics.items())
     print(f"model {result.name}:{result.version} ({result.task}) -> {result.path}")
