@@ -56,9 +56,10 @@ SELECT r.seq, r.row_key, r.features
 
 -- name: close_chunk
 -- Close a chunk only while this bridge still holds it; 0 rows means the claim was lost
--- (lease expired and taken over, or the request cancelled): the caller rolls back.
+-- (lease expired and taken over, or the request cancelled): the caller rolls back. The owner
+-- stays on the closed chunk: it says which bridge scored it.
 UPDATE predict_queue
-   SET state = %s, owner = NULL, lease_expires_at = NULL, finished_at = NOW(6)
+   SET state = %s, lease_expires_at = NULL, finished_at = NOW(6)
  WHERE id = %s AND state = 'running' AND owner = %s;
 
 -- name: insert_results

@@ -9,18 +9,11 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Callable, TypeVar
 
-# Import the C extension before anything pulls in Python's ssl module: once the system
-# OpenSSL is loaded, the wheel's extension (built on a newer one) can fail to load without
-# a word and every fetch gets 2-3x slower. tests/unit/test_db.py checks HAVE_CEXT.
-try:  # pragma: no cover - depends on the wheel
-    import _mysql_connector  # noqa: F401
-except ImportError:  # pragma: no cover
-    pass
-import mysql.connector  # noqa: E402
-from mysql.connector import errorcode  # noqa: E402
+import mysql.connector
+from mysql.connector import errorcode
 
-from ..config import Dsn  # noqa: E402
-from ..errors import MlbridgeError  # noqa: E402
+from ..config import Dsn
+from ..errors import MlbridgeError
 
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
 

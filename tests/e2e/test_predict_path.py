@@ -1,0 +1,233 @@
+"""The first complete path: trained from MySQL, served over gRPC, scored from SQL through the
+command-line client, with the real model server and bridge as processes."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import time
+
+import numpy as np
+import pytest
+
+from mlbridge.db import connect
+
+from ..procs import parse_tsv, sql_cli, start_bridge
+from .conftest import wait_served
+
+
+def saved_model_scores(path, columns: dict[str, list[float]]) -> np.ndarray:
+    """Scores straight from the SavedModel, no server, no bridge."""
+    import tensorflow as tf
+
+    fn = tf.saved_model.load(str(path)).signatures["serving_default"]
+    out = fn(**{name: tf.constant(values, tf.float32) for name, values in columns.items()})
+    return out["score"].numpy().astype(np.float64)
+
+
+def fetch_columns(dsn, sql: str):
+    conn = connect(dsn)
+    cur = conn.cursor()
+    cur.execute(sql)
+    names = [d[0] for d in cur.description]
+    rows = cur.fetchall()
+    conn.close()
+    return names, rows
+
+
+def test_train_reports_a_version_with_holdout_metrics(bc_model, db):
+    assert "model bc:" in bc_model["stdout"] and "accuracy" in bc_model["stdout"]
+    assert (bc_model["path"] / "saved_model.pb").exists()
+    cur = db.cursor()
+    cur.execute("SELECT task, JSON_LENGTH(inputs), metrics, state FROM models WHERE name = 'bc' AND version = %s",
+                (bc_model["version"],))
+    task, n_inputs, metrics, state = cur.fetchone()
+    assert (task, n_inputs, state) == ("binary", 30, "available")
+    assert json.loads(metrics)["accuracy"] >= 0.9
+
+
+def test_predict_scores_from_the_sql_client_equals_the_savedmodel(dsn, bc_model, bc_features):
+    done = sql_cli(dsn, "CALL mlbridge.predict_scores('bc', 'SELECT * FROM demo.breast_cancer', NULL)")
+    assert done.returncode == 0, done.stderr
+    rows = parse_tsv(done.stdout)
+    assert [r["row_key"] for r in rows] == [str(i) for i in range(1, 570)]
+    assert all(r["error"] is None for r in rows)
+    names, data = fetch_columns(dsn, f"SELECT id, {', '.join(bc_features)} FROM demo.breast_cancer ORDER BY id")
+    expected = saved_model_scores(bc_model["path"], {n: [row[i + 1] for row in data] for i, n in enumerate(bc_features)})
+    got = np.array([float(r["score"]) for r in rows])
+    np.testing.assert_allclose(got, expected, atol=1e-5, rtol=0)
+    output = json.loads(rows[0]["output"])
+    assert set(output) == {"score", "label"} and output["label"] == int(got[0] >= 0.5)
+    _, labels = fetch_columns(dsn, "SELECT benign FROM demo.breast_cancer ORDER BY id")
+    accuracy = np.mean((got >= 0.5) == (np.array([y for (y,) in labels]) == 1))
+    assert accuracy > 0.9
+
+
+def test_pinned_version_and_other_key_column(dsn, bc_model, bc_features):
+    feats = ", ".join(bc_features)
+    done = sql_cli(dsn, f"CALL mlbridge.predict_scores('bc:{bc_model['version']}', "
+                        f"'SELECT id * 10 AS k, {feats} FROM demo.breast_cancer WHERE id <= 5', '{{\"key\": \"k\"}}')")
+    assert done.returncode == 0, done.stderr
+    assert [r["row_key"] for r in parse_tsv(done.stdout)] == ["10", "20", "30", "40", "50"]
+
+
+def test_a_bad_row_fails_alone_naming_the_column(dsn, bc_model, bc_features, db):
+    cur = db.cursor()
+    cur.execute("DROP TABLE IF EXISTS demo.bc_bad")
+    cur.execute("CREATE TABLE demo.bc_bad AS SELECT * FROM demo.breast_cancer WHERE id <= 40")
+    cur.execute("ALTER TABLE demo.bc_bad MODIFY mean_radius VARCHAR(20) NULL, MODIFY mean_texture DOUBLE NULL")
+    cur.execute("UPDATE demo.bc_bad SET mean_radius = 'abc' WHERE id = 7")
+    cur.execute("UPDATE demo.bc_bad SET mean_texture = NULL WHERE id = 9")
+    done = sql_cli(dsn, "CALL mlbridge.predict_scores('bc', 'SELECT * FROM demo.bc_bad', NULL)")
+    assert done.returncode == 0, done.stderr
+    rows = {r["row_key"]: r for r in parse_tsv(done.stdout)}
+    assert len(rows) == 40
+    assert rows["7"]["score"] is None and "column mean_radius" in rows["7"]["error"] and "not a number" in rows["7"]["error"]
+    assert rows["9"]["score"] is None and "column mean_texture: NULL" in rows["9"]["error"]
+    scored = [r for k, r in rows.items() if k not in ("7", "9")]
+    assert all(r["error"] is None and r["score"] is not None for r in scored)
+    good = {r["row_key"]: float(r["score"]) for r in parse_tsv(sql_cli(
+        dsn, "CALL mlbridge.predict_scores('bc', 'SELECT * FROM demo.breast_cancer WHERE id <= 40', NULL)").stdout)}
+    for r in scored:
+        assert float(r["score"]) == pytest.approx(good[r["row_key"]], abs=1e-6)
+    status_sql = "CALL mlbridge.request_list(1)"
+    status = parse_tsv(sql_cli(dsn, status_sql).stdout)[0]
+    assert status["status"] == "done"
+
+
+def test_async_then_status_wait_and_results(dsn, bc_model):
+    done = sql_cli(dsn, "CALL mlbridge.predict_scores('bc', 'SELECT * FROM demo.breast_cancer', '{\"async\": true}')")
+    request = int(parse_tsv(done.stdout)[0]["request_id"])
+    waited = parse_tsv(sql_cli(dsn, f"CALL mlbridge.request_wait({request}, 60)").stdout)[0]
+    assert (waited["status"], waited["rows_done"], waited["rows_failed"], waited["percent"]) == ("done", "569", "0", "100.0")
+    assert waited["started_at"] is not None and waited["finished_at"] is not None
+    results = parse_tsv(sql_cli(dsn, f"CALL mlbridge.request_results({request})").stdout)
+    assert len(results) == 569
+
+
+def _big_request(dsn, db, copies: int) -> int:
+    """An async request of 569 * copies rows."""
+    cur = db.cursor()
+    cur.execute("DROP TABLE IF EXISTS demo.bc_big")
+    cur.execute("CREATE TABLE demo.bc_big LIKE demo.breast_cancer")
+    for c in range(copies):
+        cur.execute(f"INSERT INTO demo.bc_big SELECT id + {c * 1000}, b.* FROM demo.breast_cancer "
+                    f"AS b0 JOIN demo.breast_cancer AS b USING (id)".replace("b.*", ", ".join(
+                        f"b0.`{d[0]}`" for d in _columns(db)[1:])))
+    done = sql_cli(dsn, "CALL mlbridge.predict_scores('bc', 'SELECT * FROM demo.bc_big', '{\"async\": true}')")
+    assert done.returncode == 0, done.stderr
+    return int(parse_tsv(done.stdout)[0]["request_id"])
+
+
+def _columns(db):
+    cur = db.cursor()
+    cur.execute("SELECT * FROM demo.breast_cancer LIMIT 0")
+    cur.fetchall()
+    return cur.description
+
+
+def _wait_done(dsn, request: int, timeout: float = 120) -> dict:
+    status = parse_tsv(sql_cli(dsn, f"CALL mlbridge.request_wait({request}, {timeout})").stdout)
+    assert status, f"request {request} did not finish"
+    return status[0]
+
+
+def _assert_each_row_once(db, request: int, total: int) -> None:
+    cur = db.cursor()
+    cur.execute("SELECT COUNT(*), COUNT(DISTINCT seq), SUM(error IS NULL), MIN(seq), MAX(seq) FROM results "
+                "WHERE request_id = %s", (request,))
+    count, distinct, ok, lo, hi = cur.fetchone()
+    assert (count, distinct, int(ok), lo, hi) == (total, total, total, 1, total)
+    cur.execute("SELECT rows_done, rows_failed, status FROM requests WHERE id = %s", (request,))
+    assert cur.fetchone() == (total, 0, "done")
+
+
+def test_several_bridges_score_every_row_exactly_once(dsn, db, bc_model, model_server, tmp_path):
+    request = _big_request(dsn, db, copies=20)  # 11,380 rows, 12 chunks
+    with start_bridge(dsn, model_server.target, tmp_path), start_bridge(dsn, model_server.target, tmp_path):
+        status = _wait_done(dsn, request)
+    assert status["status"] == "done"
+    _assert_each_row_once(db, request, 569 * 20)
+
+
+def test_a_sigkilled_bridge_loses_nothing(dsn, db, bc_model, model_server, tmp_path):
+    """A bridge killed while holding chunks: its leases run out, another bridge scores them."""
+    request = _big_request(dsn, db, copies=30)
+    with start_bridge(dsn, model_server.target, tmp_path, "--lease", "2", "--claim-chunks", "8") as doomed:
+        cur = db.cursor()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            cur.execute("SELECT COUNT(*) FROM predict_queue WHERE request_id = %s AND state = 'running'", (request,))
+            if cur.fetchone()[0]:
+                break
+            time.sleep(0.01)
+        doomed.proc.send_signal(signal.SIGKILL)
+        doomed.proc.wait()
+    status = _wait_done(dsn, request)
+    assert status["status"] == "done"
+    _assert_each_row_once(db, request, 569 * 30)
+
+
+def test_an_expired_lease_is_taken_over(dsn, db, bc_model, bridge):
+    """A claim whose bridge died (its lease aged by hand) is requeued by a live bridge's sweep."""
+    from mlbridge.bridge.queue import Queue
+
+    bridge_conn = connect(dsn)
+    cur = db.cursor()
+    bridge.proc.send_signal(signal.SIGSTOP)  # the live bridge waits until the dead claim is in place
+    try:
+        done = sql_cli(dsn, "CALL mlbridge.predict_scores('bc', 'SELECT * FROM demo.breast_cancer WHERE id <= 30', "
+                            "'{\"async\": true}')")
+        request = int(parse_tsv(done.stdout)[0]["request_id"])
+        claimed = [c for c in Queue(bridge_conn, "dead-bridge", lease_seconds=3600).claim(10)
+                   if c.request_id == request]
+        assert len(claimed) == 1
+        cur.execute("UPDATE predict_queue SET lease_expires_at = NOW(6) - INTERVAL 1 SECOND WHERE id = %s",
+                    (claimed[0].id,))
+    finally:
+        bridge.proc.send_signal(signal.SIGCONT)
+    status = _wait_done(dsn, request, timeout=60)
+    assert status["status"] == "done" and status["rows_done"] == "30"
+    cur.execute("SELECT owner, attempts, errors FROM predict_queue WHERE id = %s", (claimed[0].id,))
+    owner, attempts, errors = cur.fetchone()
+    assert owner != "dead-bridge" and attempts == 2
+    assert "lease of bridge dead-bridge expired" in json.loads(errors)[0]["error"]
+    bridge_conn.close()
+
+
+def test_a_down_model_server_uses_no_attempts(dsn, db, bc_model, bridge, model_server, tmp_path):
+    """With only a bridge whose model server is down, chunks go back to the queue unused."""
+    from ..procs import free_port
+
+    bridge.proc.send_signal(signal.SIGSTOP)  # keep the session's bridge out of this test
+    try:
+        with start_bridge(dsn, f"127.0.0.1:{free_port()}", tmp_path) as lonely:
+            done = sql_cli(dsn, "CALL mlbridge.predict_scores('bc', 'SELECT * FROM demo.breast_cancer WHERE id <= 10', "
+                                "'{\"async\": true}')")
+            request = int(parse_tsv(done.stdout)[0]["request_id"])
+            time.sleep(3)
+            cur = db.cursor()
+            cur.execute("SELECT state, attempts, errors FROM predict_queue WHERE request_id = %s", (request,))
+            assert cur.fetchall() == [("pending", 0, None)]
+            assert "unavailable" in lonely.output()
+    finally:
+        bridge.proc.send_signal(signal.SIGCONT)
+    assert _wait_done(dsn, request)["status"] == "done"
+
+
+def test_a_savedmodel_copied_in_by_hand_appears_in_the_catalog(dsn, db, bc_model, model_base, model_server):
+    shutil.copytree(bc_model["path"], model_base / "handmade" / "7")
+    wait_served(model_server.target, "handmade", 7)
+    cur = db.cursor()
+    deadline = time.monotonic() + 30
+    found = None
+    while time.monotonic() < deadline and not found:
+        cur.execute("SELECT state, source, JSON_LENGTH(inputs), score_output FROM models "
+                    "WHERE name = 'handmade' AND version = 7")
+        found = cur.fetchone()
+        time.sleep(0.3)
+    assert found == ("available", "server", 30, "score")
+    done = sql_cli(dsn, "CALL mlbridge.predict_scores('handmade', 'SELECT * FROM demo.breast_cancer WHERE id <= 3', NULL)")
+    assert done.returncode == 0, done.stderr
+    assert len(parse_tsv(done.stdout)) == 3
