@@ -1,0 +1,15 @@
+"""The model server: TensorFlow Serving's gRPC API over a folder of SavedModels.
+
+    from mlbridge_server.serving import serve
+    serve("models", port=8500)
+
+Modules: modelbase (the folder layout), registry (what is loaded, hot reload),
+servable (one loaded SavedModel, on TensorFlow), handlers (Predict,
+GetModelMetadata, ListModels on messages), service (the gRPC servicers), main
+(start, stop, the command line). TensorFlow is imported when the server
+starts, not when this package is.
+"""
+
+from .main import ModelServer, serve
+
+__all__ = ["ModelServer", "serve"]

@@ -1,0 +1,234 @@
+"""Predict, GetModelMetadata and ListModels on messages, apart from gRPC.
+
+Requests are checked the way TF Serving checks them, with messages that name
+the input, the expected and the received dtype or shape. An error TensorFlow
+raises while running a signature answers INVALID_ARGUMENT with the line of its
+message that states the cause.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from mlbridge.tensors import TensorCodecError, dtype_name, from_tensor_proto, to_tensor_proto
+from mlbridge.wire import (
+    get_model_metadata_pb2,
+    meta_graph_pb2,
+    model_catalog_pb2,
+    model_pb2,
+    predict_pb2,
+    tensor_pb2,
+)
+
+from .errors import RequestError, failed_precondition, invalid
+from .registry import ModelRegistry
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SIGNATURE = "serving_default"
+INIT_OP_SIGNATURE = "__saved_model_init_op"
+SIGNATURE_DEF_FIELD = "signature_def"
+# TF Serving's name for the packed message, so its clients can Unpack() it.
+SIGNATURE_DEF_TYPE_URL = "type.googleapis.com/tensorflow.serving.SignatureDefMap"
+
+_STATES = model_catalog_pb2.ModelVersionStatus.State
+
+
+def _requested_version(spec: model_pb2.ModelSpec) -> int | None:
+    choice = spec.WhichOneof("version_choice")
+    if choice == "version_label":
+        raise invalid(
+            f'version labels ("{spec.version_label}") are resolved in the mlbridge catalog '
+            "(mlbridge.models), not by the model server: ask for a version number"
+        )
+    if choice == "version":
+        return int(spec.version.value)
+    return None
+
+
+def _describe(servable: Any, signature_name: str) -> str:
+    return f'signature "{signature_name}" of model "{servable.name}" version {servable.version}'
+
+
+def _signature(servable: Any, signature_name: str) -> meta_graph_pb2.SignatureDef:
+    signatures = servable.signature_defs.signature_def
+    if signature_name == INIT_OP_SIGNATURE or signature_name not in signatures:
+        names = ", ".join(sorted(k for k in signatures if k != INIT_OP_SIGNATURE)) or "none"
+        raise failed_precondition(
+            f'model "{servable.name}" version {servable.version} has no signature '
+            f'"{signature_name}" (signatures: {names})'
+        )
+    return signatures[signature_name]
+
+
+def _shape_text(shape: Any) -> str:
+    return "[" + ", ".join(str(d.size) for d in shape.dim) + "]"
+
+
+def check_inputs(
+    signature: meta_graph_pb2.SignatureDef,
+    inputs: Mapping[str, tensor_pb2.TensorProto],
+    where: str,
+) -> dict[str, np.ndarray]:
+    """Decode the request's inputs after checking them against the signature:
+    the same names, each with the signature's dtype and a compatible shape,
+    and one batch size for all. Raises INVALID_ARGUMENT naming the problem."""
+    expected = set(signature.inputs)
+    given = set(inputs)
+    if expected != given:
+        problems = []
+        if expected - given:
+            problems.append("missing input " + ", ".join(f'"{k}"' for k in sorted(expected - given)))
+        if given - expected:
+            problems.append("unknown input " + ", ".join(f'"{k}"' for k in sorted(given - expected)))
+        takes = ", ".join(sorted(expected)) or "no inputs"
+        raise invalid(f"{'; '.join(problems)}: {where} takes {takes}")
+
+    arrays: dict[str, np.ndarray] = {}
+    batch: tuple[str, int] | None = None
+    for key in sorted(inputs):
+        tensor = inputs[key]
+        info = signature.inputs[key]
+        if tensor.dtype != info.dtype:
+            raise invalid(
+                f'input "{key}" must be {dtype_name(info.dtype)}, got {dtype_name(tensor.dtype)} '
+                f"({where})"
+            )
+        try:
+            array = from_tensor_proto(tensor)
+        except TensorCodecError as e:
+            raise invalid(f'input "{key}": {e}') from None
+        want = info.tensor_shape
+        if not want.unknown_rank:
+            if array.ndim != len(want.dim) or any(
+                d.size >= 0 and d.size != got for d, got in zip(want.dim, array.shape)
+            ):
+                raise invalid(
+                    f'input "{key}" must have shape {_shape_text(want)} (-1: any size), '
+                    f"got {list(array.shape)} ({where})"
+                )
+        if array.ndim >= 1 and (want.unknown_rank or (want.dim and want.dim[0].size < 0)):
+            if batch is None:
+                batch = (key, array.shape[0])
+            elif array.shape[0] != batch[1]:
+                raise invalid(
+                    f'inputs disagree on the batch size: "{batch[0]}" has {batch[1]} rows, '
+                    f'"{key}" has {array.shape[0]}'
+                )
+        arrays[key] = array
+    return arrays
+
+
+# Lines of a TensorFlow error message that frame the cause rather than state it.
+_TF_NOISE = ("Graph execution error", "Detected at node", "<stack traces unavailable>", "File ", "[[")
+_TF_OP_SUFFIX = re.compile(r"\s*\[Op:[^\]]*\].*$")
+
+
+def error_summary(error: BaseException) -> str:
+    """The line of a TensorFlow error that says what went wrong.
+
+    Errors from a signature start with "Graph execution error:" and where in
+    the graph it happened; the op's own message comes after."""
+    text = str(getattr(error, "message", None) or error)
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    for line in lines:
+        if not line.startswith(_TF_NOISE):
+            return _TF_OP_SUFFIX.sub("", line) or line
+    return lines[0] if lines else type(error).__name__
+
+
+class Handlers:
+    """The three calls of the server, on protobuf messages."""
+
+    def __init__(self, registry: ModelRegistry):
+        self.registry = registry
+
+    def predict(self, request: predict_pb2.PredictRequest) -> predict_pb2.PredictResponse:
+        spec = request.model_spec
+        servable = self.registry.resolve(spec.name, _requested_version(spec))
+        signature_name = spec.signature_name or DEFAULT_SIGNATURE
+        signature = _signature(servable, signature_name)
+        where = _describe(servable, signature_name)
+        arrays = check_inputs(signature, request.inputs, where)
+
+        wanted = list(request.output_filter)
+        unknown = [k for k in wanted if k not in signature.outputs]
+        if unknown:
+            outputs = ", ".join(sorted(signature.outputs))
+            raise invalid(
+                f"output_filter names {', '.join(repr(k) for k in unknown)}, which {where} "
+                f"does not have (outputs: {outputs})"
+            )
+
+        try:
+            results = servable.run(signature_name, arrays)
+        except RequestError:
+            raise
+        except Exception as e:  # a TensorFlow error on these inputs
+            log.debug("%s failed: %s", where, e)
+            raise invalid(f"{where} failed: {error_summary(e)}") from None
+
+        response = predict_pb2.PredictResponse()
+        response.model_spec.name = servable.name
+        response.model_spec.version.value = servable.version
+        response.model_spec.signature_name = signature_name
+        for key in wanted or sorted(results):
+            value = results[key]
+            info = signature.outputs.get(key)
+            dtype = info.dtype if info is not None and info.dtype else None
+            response.outputs[key].CopyFrom(to_tensor_proto(value, dtype))
+        return response
+
+    def get_model_metadata(
+        self, request: get_model_metadata_pb2.GetModelMetadataRequest
+    ) -> get_model_metadata_pb2.GetModelMetadataResponse:
+        fields = list(request.metadata_field)
+        if not fields:
+            raise invalid('GetModelMetadataRequest must name metadata_field "signature_def"')
+        for name in fields:
+            if name != SIGNATURE_DEF_FIELD:
+                raise invalid(
+                    f'metadata field "{name}" is not supported: the only one is "signature_def"'
+                )
+        spec = request.model_spec
+        servable = self.registry.resolve(spec.name, _requested_version(spec))
+        response = get_model_metadata_pb2.GetModelMetadataResponse()
+        response.model_spec.name = servable.name
+        response.model_spec.version.value = servable.version
+        packed = response.metadata[SIGNATURE_DEF_FIELD]
+        packed.type_url = SIGNATURE_DEF_TYPE_URL
+        packed.value = servable.signature_defs.SerializeToString(deterministic=True)
+        return response
+
+    def list_models(
+        self, request: model_catalog_pb2.ListModelsRequest
+    ) -> model_catalog_pb2.ListModelsResponse:
+        response = model_catalog_pb2.ListModelsResponse()
+        for status in self.registry.statuses(request.name):
+            item = response.models.add(
+                name=status.name,
+                version=status.version,
+                state=_STATES.Value(status.state),
+                error=status.error,
+                latest=status.latest,
+            )
+            if status.signature_defs is None:
+                continue
+            signatures = status.signature_defs.signature_def
+            chosen = DEFAULT_SIGNATURE if DEFAULT_SIGNATURE in signatures else None
+            if chosen is None:
+                others = sorted(k for k in signatures if k != INIT_OP_SIGNATURE)
+                chosen = others[0] if others else None
+            if chosen is None:
+                continue
+            item.signature_name = chosen
+            for target, infos in ((item.inputs, signatures[chosen].inputs),
+                                  (item.outputs, signatures[chosen].outputs)):
+                for key in sorted(infos):
+                    target.add(name=key, dtype=infos[key].dtype, shape=infos[key].tensor_shape)
+        return response

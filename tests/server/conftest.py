@@ -1,0 +1,89 @@
+"""Fixtures of the model server tests: tiny SavedModels, model bases laid out
+as TF Serving's, and the real server as a process (one per test module)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from mlbridge.serving_client import ServingError
+
+from ..procs import Process, free_port, wait_for
+from .models import build_all
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="session")
+def saved_models(tmp_path_factory) -> dict[str, Path]:
+    """name -> SavedModel folder (churn_v1, churn_v2, text), built once."""
+    return build_all(tmp_path_factory.mktemp("saved_models"))
+
+
+def install_version(base: Path, name: str, version: int, source: Path) -> Path:
+    """Copy a SavedModel into BASE/NAME/VERSION the way the trainer does: into
+    a .tmp- folder first, then one atomic rename."""
+    model_dir = base / name
+    model_dir.mkdir(parents=True, exist_ok=True)
+    tmp = model_dir / f".tmp-{version}-{time.monotonic_ns()}"
+    shutil.copytree(source, tmp)
+    os.rename(tmp, model_dir / str(version))
+    return model_dir / str(version)
+
+
+def server_env() -> dict[str, str]:
+    env = dict(os.environ)
+    paths = [str(REPO / "client"), str(REPO / "server")]
+    if env.get("PYTHONPATH"):
+        paths.append(env["PYTHONPATH"])
+    env["PYTHONPATH"] = os.pathsep.join(paths)
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+@contextlib.contextmanager
+def run_server(base: Path, workdir: Path, poll_interval: float = 0.2, *extra: str):
+    """The model server as a process on a free port (it binds port 0 and
+    writes the port it got into the ready file)."""
+    ready = workdir / "server.ready"
+    ready.unlink(missing_ok=True)
+    log = workdir / "server.log"
+    with open(log, "ab") as handle:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "mlbridge_server.serving", "--model-base", str(base),
+             "--port", "0", "--host", "127.0.0.1", "--poll-interval", str(poll_interval),
+             "--ready-file", str(ready), *extra],
+            stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            env=server_env(), cwd=REPO,
+        )
+    process = Process(proc, log)
+    try:
+        wait_for(ready, process, "model server", timeout=120)
+        process.target = f"127.0.0.1:{json.loads(ready.read_text())['port']}"
+        yield process
+    finally:
+        process.stop()
+
+
+def wait_until(condition, timeout: float = 15.0, what: str = "condition"):
+    """Poll ``condition`` (a callable; ServingError counts as False) until truthy."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            last = condition()
+            if last:
+                return last
+        except ServingError as e:
+            last = e
+        time.sleep(0.1)
+    raise AssertionError(f"{what} not reached in {timeout} s (last: {last!r})")
