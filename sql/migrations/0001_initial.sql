@@ -63,7 +63,7 @@ CREATE TABLE IF NOT EXISTS request_rows (
   request_id  BIGINT UNSIGNED NOT NULL,
   seq         INT UNSIGNED    NOT NULL,
   row_key     VARCHAR(255)    NULL,
-  features    JSON            NOT NULL,
+  features    MEDIUMTEXT      NOT NULL COMMENT 'JSON array; not a JSON column, to spare a validation per row',
   PRIMARY KEY (request_id, seq)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
 

@@ -83,3 +83,19 @@ def test_result_rows_non_scalar_score_and_nan():
 def test_result_rows_refuses_outputs_of_the_wrong_length():
     with pytest.raises(ValueError, match="not one entry per row"):
         list(r.result_rows(_rows([1], [2]), {"score": np.array([0.5])}, "score"))
+
+
+def test_fast_numeric_path_agrees_with_the_row_by_row_path(monkeypatch):
+    rng = np.random.default_rng(0)
+    values = rng.normal(size=(50, 3)).tolist()
+    values[7][1] = None  # sends the chunk down the row-by-row path
+    rows = _rows(*values)
+    dtypes = {"a": "float32", "b": "float64", "c": "float32"}
+    clean = [row for row in rows if row.seq != 8]
+    fast = r.build_batch(clean, ["a", "b", "c"], dtypes)
+    assert r._build_numeric(clean, ["a", "b", "c"], dtypes) is not None
+    mixed = r.build_batch(rows, ["a", "b", "c"], dtypes)
+    assert [f.seq for f in mixed.failed] == [8] and "column b: NULL" in mixed.failed[0].error
+    for name in dtypes:
+        assert fast.inputs[name].dtype == mixed.inputs[name].dtype
+        np.testing.assert_array_equal(fast.inputs[name], mixed.inputs[name])
