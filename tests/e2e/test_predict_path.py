@@ -231,3 +231,29 @@ def test_a_savedmodel_copied_in_by_hand_appears_in_the_catalog(dsn, db, bc_model
     done = sql_cli(dsn, "CALL mlbridge.predict_scores('handmade', 'SELECT * FROM demo.breast_cancer WHERE id <= 3', NULL)")
     assert done.returncode == 0, done.stderr
     assert len(parse_tsv(done.stdout)) == 3
+
+
+def test_the_official_tf_serving_client_gets_the_same_numbers(dsn, bc_model, bc_features, model_server):
+    """tensorflow-serving-api's own client, in a process of its own, against `mlbridge serve`
+    hosting the model `mlbridge train` made: the scores equal the SavedModel's."""
+    import subprocess
+    import sys
+
+    from ..procs import REPO
+
+    _, data = fetch_columns(dsn, f"SELECT {', '.join(bc_features)} FROM demo.breast_cancer ORDER BY id LIMIT 100")
+    columns = {n: [row[i] for row in data] for i, n in enumerate(bc_features)}
+    done = subprocess.run([sys.executable, str(REPO / "tests" / "server" / "official_client.py"), model_server.target,
+                           "bc", str(bc_model["version"]), json.dumps(columns)],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    expected = saved_model_scores(bc_model["path"], columns)
+    for case in ("arrays", "lists"):
+        np.testing.assert_allclose(out[case]["outputs"]["score"], expected, atol=1e-5, rtol=0)
+        assert out[case]["model_spec"]["name"] == "bc"
+    assert out["arrays"]["model_spec"]["version"] == bc_model["version"]
+    assert out["metadata"]["unpacked"] is True
+    assert set(out["metadata"]["inputs"]) == set(bc_features)
+    assert {v["dtype"] for v in out["metadata"]["inputs"].values()} == {"float32"}
+    assert out["metadata"]["outputs"] == {"score": "float32", "label": "int64"}
