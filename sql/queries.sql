@@ -73,7 +73,7 @@ UPDATE requests
    SET status = CASE
          WHEN status IN ('cancelled', 'failed', 'done') THEN status
          WHEN rows_done + rows_failed + %(done)s + %(failed)s >= rows_total
-           THEN IF(error IS NULL, 'done', 'failed')
+           THEN IF(COALESCE(error, %(error)s) IS NULL, 'done', 'failed')
          ELSE 'running' END,
        finished_at = IF(finished_at IS NULL AND rows_done + rows_failed + %(done)s + %(failed)s >= rows_total,
                         NOW(6), finished_at),

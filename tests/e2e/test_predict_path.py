@@ -257,3 +257,21 @@ def test_the_official_tf_serving_client_gets_the_same_numbers(dsn, bc_model, bc_
     assert set(out["metadata"]["inputs"]) == set(bc_features)
     assert {v["dtype"] for v in out["metadata"]["inputs"].values()} == {"float32"}
     assert out["metadata"]["outputs"] == {"score": "float32", "label": "int64"}
+
+
+def test_a_model_the_server_lacks_fails_its_rows_after_the_attempts(dsn, db, bc_table, bridge):
+    """Every queued row ends scored or failed with its error: a version in the catalog that no
+    server hosts uses up its attempts, then fails each row naming the model."""
+    cur = db.cursor()
+    cur.execute("INSERT IGNORE INTO models (name, version, inputs, outputs, source) VALUES "
+                "('ghost', 1, '[{\"name\": \"mean_radius\"}]', '[{\"name\": \"score\"}]', 'trainer')")
+    done = sql_cli(dsn, "CALL mlbridge.predict_scores('ghost', 'SELECT id, mean_radius FROM demo.breast_cancer "
+                        "WHERE id <= 3', '{\"async\": true}')")
+    request = int(parse_tsv(done.stdout)[0]["request_id"])
+    status = _wait_done(dsn, request, timeout=120)
+    assert (status["status"], status["rows_failed"], status["rows_done"]) == ("failed", "3", "0")
+    assert "ghost:1" in status["error"]
+    results = parse_tsv(sql_cli(dsn, f"CALL mlbridge.request_results({request})").stdout)
+    assert len(results) == 3 and all("model ghost:1" in r["error"] for r in results)
+    cur.execute("SELECT state, attempts, JSON_LENGTH(errors) FROM predict_queue WHERE request_id = %s", (request,))
+    assert cur.fetchall() == [("failed", 5, 5)]
