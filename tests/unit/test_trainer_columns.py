@@ -111,3 +111,12 @@ def test_model_refs():
     for bad in ("churn:", "churn:x", "churn:0", ":3", "a@", ""):
         with pytest.raises(MlbridgeError):
             parse_model_ref(bad)
+
+
+def test_importing_the_trainer_keeps_the_connector_c_extension():
+    import subprocess
+    import sys
+
+    code = "import mlbridge_server.trainer.columns, mysql.connector; print(mysql.connector.HAVE_CEXT)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "True", out.stderr

@@ -59,7 +59,7 @@ def convert_value(value: Any, column: str, dtype: str) -> Any:
             if not math.isfinite(value):
                 raise ValueError(f"column {column}: {value!r} is not a finite number")
             info = np.finfo(FLOAT_DTYPES[dtype])
-            if abs(value) > info.max:
+            if abs(value) > float(info.max):
                 raise ValueError(f"column {column}: {value!r} is out of range for {dtype}")
             return value
         if float(value) != int(value):
@@ -127,7 +127,7 @@ def _build_numeric(rows: Sequence[Row], names: Sequence[str], dtypes: dict[str, 
     for i, name in enumerate(names):
         column = matrix[:, i]
         if dtypes[name] == "float32":
-            if np.abs(column).max() > np.finfo(np.float32).max:
+            if np.abs(column).max() > float(np.finfo(np.float32).max):
                 return None
             column = column.astype(np.float32)
         inputs[name] = np.ascontiguousarray(column)

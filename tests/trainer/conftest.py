@@ -1,0 +1,104 @@
+"""Fixtures of the trainer tests: the session's database (the shared `dsn` fixture: the
+mlbridge schema on a private server, or under MLBRIDGE_TEST_DSN) with scikit-learn's bundled
+data sets loaded as tables, a model base of the trainer's own, and one trained model.
+"""
+
+from __future__ import annotations
+
+import re
+import zlib
+
+import numpy as np
+import pytest
+
+from mlbridge import db
+from mlbridge.config import Dsn
+
+INSERT_BATCH = 500
+MODEL = "tr_cancer"  # the session's breast cancer model (version 1)
+
+
+@pytest.fixture(scope="session")
+def tdsn(dsn):
+    """The database the trainer tests use (their tables and models are named tr_* or after
+    the data set, apart from other tests')."""
+    return dsn
+
+
+@pytest.fixture(scope="session")
+def tmodel_base(tmp_path_factory):
+    """Not the shared model base: the model server of other tests need not see these."""
+    return tmp_path_factory.mktemp("trainer_models")
+
+
+def load_table(dsn: Dsn, table: str, columns: dict[str, str], rows: list[tuple]) -> None:
+    """CREATE `table` (id INT primary key, then `columns` name -> SQL type) and insert rows
+    (id first) in batches."""
+    conn = db.connect(dsn)
+    cur = conn.cursor()
+    t = db.quote_ident(table)
+    cols = ", ".join(f"{db.quote_ident(c)} {kind}" for c, kind in columns.items())
+    cur.execute(f"DROP TABLE IF EXISTS {t}")
+    cur.execute(f"CREATE TABLE {t} (id INT NOT NULL PRIMARY KEY, {cols})")
+    names = ", ".join(["id", *map(db.quote_ident, columns)])
+    marks = ", ".join(["%s"] * (len(columns) + 1))
+    sql = f"INSERT INTO {t} ({names}) VALUES ({marks})"
+    for start in range(0, len(rows), INSERT_BATCH):
+        cur.executemany(sql, rows[start : start + INSERT_BATCH])
+    cur.close()
+    conn.close()
+
+
+def identifier(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "_", text).strip("_")
+
+
+@pytest.fixture(scope="session")
+def cancer_table(tdsn):
+    """scikit-learn's breast cancer data: 569 rows, 30 DOUBLE features, `target` 0/1."""
+    from sklearn.datasets import load_breast_cancer
+
+    data = load_breast_cancer()
+    features = [identifier(n) for n in data.feature_names]
+    columns = {f: "DOUBLE NOT NULL" for f in features} | {"target": "TINYINT NOT NULL"}
+    rows = [
+        (i + 1, *map(float, x), int(y)) for i, (x, y) in enumerate(zip(data.data, data.target))
+    ]
+    load_table(tdsn, "tr_cancer", columns, rows)
+    return {"table": "tr_cancer", "features": features, "x": data.data, "y": data.target.astype(np.float64)}
+
+
+@pytest.fixture(scope="session")
+def diabetes_table(tdsn):
+    """scikit-learn's diabetes data: 442 rows, 10 DOUBLE features, `target` DOUBLE; plus three
+    rows with a NULL (ids 1001..1003) the trainer must skip."""
+    from sklearn.datasets import load_diabetes
+
+    data = load_diabetes()
+    features = list(data.feature_names)
+    columns = {f: "DOUBLE NULL" for f in features} | {"target": "DOUBLE NULL"}
+    rows = [
+        (i + 1, *map(float, x), float(y)) for i, (x, y) in enumerate(zip(data.data, data.target))
+    ]
+    with_nulls = [list(rows[0]) for _ in range(3)]
+    with_nulls[0][2] = None  # a feature
+    with_nulls[1][5] = None
+    with_nulls[2][-1] = None  # the label
+    for i, row in enumerate(with_nulls):
+        row[0] = 1001 + i
+    load_table(tdsn, "tr_diabetes", columns, rows + [tuple(r) for r in with_nulls])
+    return {"table": "tr_diabetes", "features": features, "x": data.data, "y": data.target.astype(np.float64)}
+
+
+def holdout_ids(ids) -> set[int]:
+    """The hold-out rule with a key, written out again here."""
+    return {i for i in ids if zlib.crc32(str(i).encode()) % 10 < 2}
+
+
+@pytest.fixture(scope="session")
+def cancer_model(tdsn, tmodel_base, cancer_table):
+    """Version 1 of MODEL trained on the breast cancer table: (TrainResult, query)."""
+    from mlbridge_server.trainer import train
+
+    query = f"SELECT id, {', '.join(cancer_table['features'])}, target FROM tr_cancer"
+    return train(tdsn, query, "target", MODEL, tmodel_base, progress=False), query
