@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import mysql.connector
@@ -126,13 +127,14 @@ class QuerySource:
             return MlbridgeError(f"mlbridge: the query must be a single SELECT; MySQL says: {exc.msg}")
         return MlbridgeError(f"mlbridge: the query failed: {exc.msg}")
 
-    def _scalar_row(self, sql: str) -> tuple:
+    @contextmanager
+    def _cursor(self):
+        """A cursor on a connection of its own; MySQL's errors become mlbridge's."""
         conn = self._connect()
         try:
             cur = conn.cursor()
             try:
-                cur.execute(sql)
-                return cur.fetchone()
+                yield cur
             except mysql.connector.Error as exc:
                 raise self._failed(exc) from exc
             finally:
@@ -140,21 +142,17 @@ class QuerySource:
         finally:
             conn.close()
 
+    def _scalar_row(self, sql: str) -> tuple:
+        with self._cursor() as cur:
+            cur.execute(sql)
+            return cur.fetchone()
+
     def describe(self) -> list[tuple[str, int]]:
         """(name, type code) of each column, in order, without reading any row."""
-        conn = self._connect()
-        try:
-            cur = conn.cursor()
-            try:
-                cur.execute(f"SELECT * FROM {wrapped(self.query)} LIMIT 0")
-                cur.fetchall()
-                return [(d[0], d[1]) for d in cur.description]
-            except mysql.connector.Error as exc:
-                raise self._failed(exc) from exc
-            finally:
-                cur.close()
-        finally:
-            conn.close()
+        with self._cursor() as cur:
+            cur.execute(f"SELECT * FROM {wrapped(self.query)} LIMIT 0")
+            cur.fetchall()
+            return [(d[0], d[1]) for d in cur.description]
 
     def count(self) -> int:
         return int(self._scalar_row(f"SELECT COUNT(*) FROM {wrapped(self.query)}")[0])
