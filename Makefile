@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: all venv db-server proto proto-check demo test test-unit lint bench clean distclean
+.PHONY: all venv db-server proto proto-check demo test test-unit bench clean distclean
 
 all: test
 
@@ -44,3 +44,8 @@ clean:
 
 distclean: clean
 	rm -rf $(VENV) .run models
+
+# Benchmarks (not part of make test; a small smoke of each runs in the suite).
+BENCH_ROWS ?= 200000
+bench: venv db-server
+	$(BIN)/python bench/predict_scores.py --rows $(BENCH_ROWS)

@@ -71,12 +71,12 @@ def run(dsn: Dsn, rows: int, timeout: float) -> dict:
     request = next(cur.stored_results()).fetchone()[0]
     queued = time.perf_counter() - started
     cur.callproc("request_wait", (request, timeout))
-    status = dict(zip([d[0] for d in next(cur.stored_results()).description], []))
+    for result in cur.stored_results():
+        result.fetchall()
     total = time.perf_counter() - started
     cur.execute("SELECT rows_done, rows_failed, status FROM requests WHERE id = %s", (request,))
     done, failed, state = cur.fetchone()
     conn.close()
-    del status
     return {"rows": rows, "rows_done": done, "rows_failed": failed, "status": state,
             "queue_s": round(queued, 3), "total_s": round(total, 3), "rows_per_s": round(rows / total)}
 
@@ -103,9 +103,8 @@ def main() -> int:
         load_rows(dsn, args.rows)
         train(dsn, model_base)
         target = args.server or stack.enter_context(start_model_server(model_base, tmp)).target
-        if not args.server or args.bridges:
-            for _ in range(args.bridges):
-                stack.enter_context(start_bridge(dsn, target, tmp))
+        for _ in range(args.bridges):
+            stack.enter_context(start_bridge(dsn, target, tmp))
         result = run(dsn, args.rows, args.timeout)
     print(json.dumps(result))
     return 0 if result["status"] == "done" and result["rows_failed"] == 0 else 1

@@ -2,14 +2,18 @@
 -- before scoring (NULL or repeated keys), and the queue's chunks of up to 1,024 rows. Returns the
 -- request id. With autocommit on this is one transaction of its own; with autocommit off (an async
 -- call inside the caller's transaction) it joins the caller's, and the bridge sees the request
--- when the caller commits.
-CREATE PROCEDURE _enqueue_predict(IN p_name VARCHAR(64), IN p_version INT UNSIGNED, IN p_inputs LONGTEXT,
-                                  IN p_key VARCHAR(64), IN p_options LONGTEXT, IN p_priority SMALLINT,
+-- when the caller commits. Callers may CALL it directly (they hold EXECUTE on the schema): it
+-- resolves the model itself and fixes the priority, so a direct call can do no more than
+-- predict_scores with '{"async": true}' on rows the caller staged.
+CREATE PROCEDURE _enqueue_predict(IN p_model VARCHAR(255), IN p_key VARCHAR(64), IN p_options LONGTEXT,
                                   OUT o_request BIGINT UNSIGNED)
   SQL SECURITY DEFINER
   MODIFIES SQL DATA
 BEGIN
   DECLARE v_own_tx BOOLEAN DEFAULT (@@autocommit = 1);
+  DECLARE v_name VARCHAR(64);
+  DECLARE v_version INT UNSIGNED;
+  DECLARE v_inputs LONGTEXT;
   DECLARE v_total BIGINT UNSIGNED DEFAULT 0;
   DECLARE v_failed BIGINT UNSIGNED DEFAULT 0;
   DECLARE EXIT HANDLER FOR SQLEXCEPTION
@@ -20,11 +24,12 @@ BEGIN
     RESIGNAL;
   END;
 
+  CALL _resolve_model(p_model, v_name, v_version, v_inputs);
   IF v_own_tx THEN
     START TRANSACTION;
   END IF;
   INSERT INTO requests (kind, owner, model_name, model_version, inputs, key_column, options, status)
-    VALUES ('predict', SUBSTRING_INDEX(USER(), '@', 1), p_name, p_version, p_inputs, p_key, p_options, 'pending');
+    VALUES ('predict', SUBSTRING_INDEX(USER(), '@', 1), v_name, v_version, v_inputs, p_key, p_options, 'pending');
   SET o_request = LAST_INSERT_ID();
 
   INSERT INTO request_rows (request_id, seq, row_key, features)
@@ -46,7 +51,7 @@ BEGIN
   SET v_failed = v_failed + ROW_COUNT();
 
   INSERT INTO predict_queue (request_id, seq_from, seq_to, model_name, model_version, priority)
-    SELECT o_request, MIN(seq), MAX(seq), p_name, p_version, p_priority
+    SELECT o_request, MIN(seq), MAX(seq), v_name, v_version, 1
       FROM request_rows WHERE request_id = o_request
      GROUP BY (seq - 1) DIV 1024;
 

@@ -29,7 +29,7 @@ BEGIN
   END IF;
   CALL _resolve_model(p_model, v_name, v_version, v_inputs);
   CALL _stage_query(p_query, v_key, v_inputs, CONCAT(v_name, ':', v_version));
-  CALL _enqueue_predict(v_name, v_version, v_inputs, v_key, p_options, 1, v_request);
+  CALL _enqueue_predict(CONCAT(v_name, ':', v_version), v_key, p_options, v_request);
   IF v_async THEN
     SELECT v_request AS request_id;
   ELSE

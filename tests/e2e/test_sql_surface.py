@@ -8,18 +8,40 @@ import uuid
 
 import pytest
 
-from mlbridge.db import connect
-from mlbridge.db.install import install, routine_files
+from mlbridge.config import Dsn
+from mlbridge.db import connect, quote_ident
+from mlbridge.db.install import install, routine_files, scratch_schema
 
-from ..procs import parse_tsv, sql_cli
+from .. import procs
+from ..procs import parse_tsv
 
 INPUTS = json.dumps([{"name": "f1", "dtype": "float32", "shape": [-1]},
                      {"name": "f2", "dtype": "float32", "shape": [-1]}])
 
 
 @pytest.fixture(scope="module")
-def catalog(dsn):
+def surface(dsn):
+    """A schema of this module's own beside `mlbridge`, so that no bridge of the session claims
+    what these tests queue and inspect."""
+    target = Dsn(**{**dsn.__dict__, "database": "mlbridge_surface"})
+    install(target)
+    yield target
+    conn = connect(target)
+    cur = conn.cursor()
+    for name in (target.database, scratch_schema(target.database)):
+        cur.execute(f"DROP DATABASE IF EXISTS {quote_ident(name)}")
+    conn.close()
+
+
+def sql_cli(dsn, sql, **kwargs):
+    """The SQL client on this module's schema: `mlbridge.` in the SQL names it."""
+    return procs.sql_cli(dsn, sql.replace("mlbridge.", f"{dsn.database}."), **kwargs)
+
+
+@pytest.fixture(scope="module")
+def catalog(surface):
     """A catalog entry and a data table (no model server needed to queue rows)."""
+    dsn = surface
     conn = connect(dsn)
     cur = conn.cursor()
     cur.execute("CREATE DATABASE IF NOT EXISTS sqltest")
@@ -50,8 +72,8 @@ def _count(dsn, table="requests") -> int:
     return n
 
 
-def test_install_twice_changes_nothing(dsn):
-    report = install(dsn)
+def test_install_twice_changes_nothing(surface):
+    report = install(surface)
     assert not report.changed
     assert report.routines_unchanged == len(routine_files())
     assert report.migrations_applied == []
@@ -79,11 +101,16 @@ def test_install_twice_changes_nothing(dsn):
         ("sqlfake", "SELECT id, f1, f2 FROM sqltest.t", "'{\"async\": 1}'", "async must be true or false"),
         ("sqlfake", "SELECT id, f1, f2 FROM sqltest.t", "'{\"timeout\": -1}'", "timeout must be a number"),
         ("sqlfake", "SELECT id, f1, f2 FROM sqltest.t", "'{\"key\": 5}'", "key must name the key column"),
+        # names from callers are quoted, never spliced into the statement
+        ("sqlfake", "SELECT id, f1, f2 FROM sqltest.t", "'{\"key\": \"id`) FROM sqltest.t; -- \"}'",
+         "no key column `id`) FROM sqltest.t; -- `"),
+        ("sqlfake'; DROP TABLE sqltest.t; --", "SELECT id, f1, f2 FROM sqltest.t", "NULL", "no model named"),
     ],
 )
 def test_bad_input_is_refused_and_nothing_is_queued(catalog, model, query, options, message):
     before = (_count(catalog), _count(catalog, "request_rows"), _count(catalog, "predict_queue"))
-    sql = f"CALL mlbridge.predict_scores('{model}', '{query.replace(chr(39), chr(39) * 2)}', {options})"
+    quoted = [text.replace(chr(39), chr(39) * 2) for text in (model, query)]
+    sql = f"CALL mlbridge.predict_scores('{quoted[0]}', '{quoted[1]}', {options})"
     done = sql_cli(catalog, sql)
     assert done.returncode != 0, done.stdout
     if message:
@@ -99,7 +126,8 @@ def test_unknown_column_in_the_callers_own_query_passes_through(catalog):
     assert "ERROR 1054" in done.stderr and "nope" in done.stderr
 
 
-def test_async_queues_chunks_and_reports_status(catalog, db):
+def test_async_queues_chunks_and_reports_status(catalog):
+    db = connect(catalog)
     done = sql_cli(catalog, "CALL mlbridge.predict_scores('sqlfake:1', "
                             "'SELECT id, f1, f2, note FROM sqltest.t WHERE id <= 2100;', '{\"async\": true}')")
     assert done.returncode == 0, done.stderr
@@ -121,7 +149,8 @@ def test_async_queues_chunks_and_reports_status(catalog, db):
     assert cur.fetchone()[0] == 0
 
 
-def test_label_resolves_to_its_version(catalog, db):
+def test_label_resolves_to_its_version(catalog):
+    db = connect(catalog)
     done = sql_cli(catalog, "CALL mlbridge.predict_scores('sqlfake@canary', 'SELECT id, f1, f2 FROM sqltest.t "
                             "WHERE id < 3', '{\"async\": true}')")
     request = int(parse_tsv(done.stdout)[0]["request_id"])
@@ -130,7 +159,7 @@ def test_label_resolves_to_its_version(catalog, db):
     assert cur.fetchone()[0] == 1
 
 
-def test_null_and_repeated_keys_fail_at_queue_time(catalog, db):
+def test_null_and_repeated_keys_fail_at_queue_time(catalog):
     done = sql_cli(catalog, "CALL mlbridge.predict_scores('sqlfake', 'SELECT k, f1, f2 FROM sqltest.dups', "
                             "'{\"async\": true, \"key\": \"k\"}')")
     request = int(parse_tsv(done.stdout)[0]["request_id"])
@@ -149,7 +178,8 @@ def test_waiting_needs_autocommit(catalog):
         assert "needs autocommit on and no open transaction" in done.stderr
 
 
-def test_async_inside_a_transaction_queues_on_commit(catalog, dsn):
+def test_async_inside_a_transaction_queues_on_commit(catalog):
+    dsn = catalog
     conn = connect(dsn, autocommit=False)
     cur = conn.cursor()
     cur.callproc("predict_scores", ("sqlfake", "SELECT id, f1, f2 FROM sqltest.t WHERE id <= 5", '{"async": true}'))
@@ -167,6 +197,7 @@ def test_timeout_leaves_the_request_queued(catalog):
     done = sql_cli(catalog, "CALL mlbridge.predict_scores('sqlfake', 'SELECT id, f1, f2 FROM sqltest.t WHERE id < 3', "
                             "'{\"timeout\": 0.2}')")
     assert "is still pending after 0.2 s" in done.stderr and "request_wait" in done.stderr
+    assert "ERROR 1644 (45000)" in done.stderr
 
 
 @pytest.fixture(scope="module")
@@ -185,7 +216,8 @@ def alice(catalog):
     conn.close()
 
 
-def test_caller_with_only_the_role_queues_and_sees_only_their_own(catalog, alice, db):
+def test_caller_with_only_the_role_queues_and_sees_only_their_own(catalog, alice):
+    db = connect(catalog)
     done = sql_cli(catalog, "CALL mlbridge.predict_scores('sqlfake', 'SELECT id, f1, f2 FROM sqltest.t WHERE id <= 3', "
                             "'{\"async\": true}')", user=alice, password="pw")
     assert done.returncode == 0, done.stderr
