@@ -37,18 +37,11 @@ BEGIN
   SET v_total = ROW_COUNT();
 
   INSERT INTO results (request_id, seq, row_key, error)
-    SELECT request_id, seq, NULL, CONCAT('mlbridge: key column `', p_key, '` is NULL in this row')
-      FROM request_rows WHERE request_id = o_request AND row_key IS NULL;
+    SELECT o_request, seq, row_key,
+           IF(row_key IS NULL, CONCAT('mlbridge: key column `', p_key, '` is NULL in this row'),
+              CONCAT('mlbridge: key ', row_key, ' repeats in this request (key column `', p_key, '`)'))
+      FROM `{{scratch}}`.`predict_input` WHERE row_key IS NULL OR repeated;
   SET v_failed = ROW_COUNT();
-  INSERT INTO results (request_id, seq, row_key, error)
-    SELECT r.request_id, r.seq, r.row_key,
-           CONCAT('mlbridge: key ', r.row_key, ' repeats in this request (key column `', p_key, '`)')
-      FROM request_rows AS r
-      JOIN (SELECT row_key FROM request_rows
-             WHERE request_id = o_request AND row_key IS NOT NULL
-             GROUP BY row_key HAVING COUNT(*) > 1) AS d ON d.row_key = r.row_key
-     WHERE r.request_id = o_request;
-  SET v_failed = v_failed + ROW_COUNT();
 
   INSERT INTO predict_queue (request_id, seq_from, seq_to, model_name, model_version, priority)
     SELECT o_request, MIN(seq), MAX(seq), v_name, v_version, 1

@@ -1,7 +1,8 @@
 -- Run the caller's SELECT, with the caller's own privileges (SQL SECURITY INVOKER), into the
--- session's temporary table {{scratch}}.predict_input (seq, row_key, features): the key as text
--- and the model's inputs as a JSON array in signature order. A table the caller cannot SELECT
--- fails here with MySQL's own error. Column names are quoted; the query itself is the caller's.
+-- session's temporary table {{scratch}}.predict_input (seq, row_key, repeated, features): the key
+-- as text, whether another row has the same key, and the model's inputs as a JSON array in
+-- signature order. A table the caller cannot SELECT fails here with MySQL's own error. Column
+-- names are quoted; the query itself is the caller's.
 CREATE PROCEDURE _stage_query(IN p_query LONGTEXT, IN p_key VARCHAR(64), IN p_inputs LONGTEXT,
                               IN p_model VARCHAR(255))
   SQL SECURITY INVOKER
@@ -14,6 +15,7 @@ BEGIN
   DECLARE v_i INT DEFAULT 0;
   DECLARE v_msg VARCHAR(512);
   DECLARE v_missing VARCHAR(255);
+  DECLARE v_key TEXT;
 
   -- A column the model needs that the query lacks: say which, in mlbridge's words. Any other
   -- unknown column is in the caller's own query, and MySQL's message passes through.
@@ -54,12 +56,18 @@ BEGIN
   END WHILE;
 
   DROP TEMPORARY TABLE IF EXISTS `{{scratch}}`.`predict_input`;
+  -- Rows are numbered in key order, which puts repeated keys side by side: a row whose key
+  -- equals its neighbour's is flagged in the same sort, with no second pass over the rows.
+  SET v_key = CONCAT('mlbridge_q.`', REPLACE(p_key, '`', '``'), '`');
   SET @mlbridge_stage = CONCAT(
     'CREATE TEMPORARY TABLE `{{scratch}}`.`predict_input` AS SELECT ',
-    'ROW_NUMBER() OVER (ORDER BY mlbridge_q.`', REPLACE(p_key, '`', '``'), '`) AS seq, ',
-    'CAST(mlbridge_q.`', REPLACE(p_key, '`', '``'), '` AS CHAR(255)) AS row_key, ',
+    'ROW_NUMBER() OVER mlbridge_w AS seq, ',
+    'CAST(', v_key, ' AS CHAR(255)) AS row_key, ',
+    'COALESCE(', v_key, ' = LAG(', v_key, ') OVER mlbridge_w OR ',
+               v_key, ' = LEAD(', v_key, ') OVER mlbridge_w, FALSE) AS repeated, ',
     'JSON_ARRAY(', v_features, ') AS features ',
-    'FROM (', v_query, '\n) AS mlbridge_q');
+    'FROM (', v_query, '\n) AS mlbridge_q ',
+    'WINDOW mlbridge_w AS (ORDER BY ', v_key, ')');
   PREPARE mlbridge_stage FROM @mlbridge_stage;
   EXECUTE mlbridge_stage;
   DEALLOCATE PREPARE mlbridge_stage;
