@@ -63,8 +63,9 @@ UPDATE predict_queue
  WHERE id = %s AND state = 'running' AND owner = %s;
 
 -- name: insert_results
--- Results of a chunk; the primary key (request_id, seq) refuses a second result for a row.
-INSERT INTO results (request_id, seq, row_key, score, output, error) VALUES (%s, %s, %s, %s, %s, %s);
+-- Results of a chunk in one statement; {values} is filled by mlbridge.bridge.queue with escaped
+-- literals. The primary key (request_id, seq) refuses a second result for a row.
+INSERT INTO results (request_id, seq, row_key, score, output, error) VALUES {values};
 
 -- name: request_progress
 -- Count a chunk's rows into its request, finishing the request with its last rows. `status` and

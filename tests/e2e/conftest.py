@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from mlbridge.db import connect
+from mlbridge.config import Dsn
+from mlbridge.db import connect, quote_ident
+from mlbridge.db.install import install, scratch_schema
 from mlbridge.serving_client import ModelServerClient, ServingError
 
 from ..procs import REPO
@@ -69,3 +71,17 @@ def bc_features():
     from sklearn.datasets import load_breast_cancer
 
     return breast_cancer.column_names(load_breast_cancer().feature_names)
+
+
+@pytest.fixture(scope="session")
+def surface(dsn):
+    """An mlbridge schema of its own beside `mlbridge` (`mlbridge_surface`), which no bridge of the
+    session watches: for tests that queue requests and inspect the queue as they left it."""
+    target = Dsn(**{**dsn.__dict__, "database": "mlbridge_surface"})
+    install(target)
+    yield target
+    conn = connect(target)
+    cur = conn.cursor()
+    for name in (target.database, scratch_schema(target.database)):
+        cur.execute(f"DROP DATABASE IF EXISTS {quote_ident(name)}")
+    conn.close()

@@ -8,29 +8,14 @@ import uuid
 
 import pytest
 
-from mlbridge.config import Dsn
-from mlbridge.db import connect, quote_ident
-from mlbridge.db.install import install, routine_files, scratch_schema
+from mlbridge.db import connect
+from mlbridge.db.install import install, routine_files
 
 from .. import procs
 from ..procs import parse_tsv
 
 INPUTS = json.dumps([{"name": "f1", "dtype": "float32", "shape": [-1]},
                      {"name": "f2", "dtype": "float32", "shape": [-1]}])
-
-
-@pytest.fixture(scope="module")
-def surface(dsn):
-    """A schema of this module's own beside `mlbridge`, so that no bridge of the session claims
-    what these tests queue and inspect."""
-    target = Dsn(**{**dsn.__dict__, "database": "mlbridge_surface"})
-    install(target)
-    yield target
-    conn = connect(target)
-    cur = conn.cursor()
-    for name in (target.database, scratch_schema(target.database)):
-        cur.execute(f"DROP DATABASE IF EXISTS {quote_ident(name)}")
-    conn.close()
 
 
 def sql_cli(dsn, sql, **kwargs):

@@ -61,7 +61,7 @@ def test_result_rows_score_and_output_json():
     rows = _rows([1], [2])
     out = {"score": np.array([0.25, 0.75], np.float32), "label": np.array([0, 1], np.int64),
            "probs": np.array([[0.75, 0.25], [0.25, 0.75]], np.float32)}
-    got = list(r.result_rows(rows, out, "score"))
+    got = r.result_rows(rows, out, "score")
     assert [g[0] for g in got] == [1, 2]
     assert got[1][2] == pytest.approx(0.75)
     assert json.loads(got[1][3]) == {"score": 0.75, "label": 1, "probs": [0.25, 0.75]}
@@ -69,20 +69,20 @@ def test_result_rows_score_and_output_json():
 
 
 def test_result_rows_without_a_score_output_fail_with_a_fix():
-    got = list(r.result_rows(_rows([1]), {"a": np.array([1.0]), "b": np.array([2.0])}, None))
+    got = r.result_rows(_rows([1]), {"a": np.array([1.0]), "b": np.array([2.0])}, None)
     assert got[0][2] is None and "set models.score_output" in got[0][4]
 
 
 def test_result_rows_non_scalar_score_and_nan():
-    got = list(r.result_rows(_rows([1]), {"score": np.array([[0.1, 0.9]])}, "score"))
+    got = r.result_rows(_rows([1]), {"score": np.array([[0.1, 0.9]])}, "score")
     assert "holds 2 values per row" in got[0][4]
-    got = list(r.result_rows(_rows([1]), {"score": np.array([np.nan])}, "score"))
+    got = r.result_rows(_rows([1]), {"score": np.array([np.nan])}, "score")
     assert got[0][2] is None and "non-finite" in got[0][4]
 
 
 def test_result_rows_refuses_outputs_of_the_wrong_length():
     with pytest.raises(ValueError, match="not one entry per row"):
-        list(r.result_rows(_rows([1], [2]), {"score": np.array([0.5])}, "score"))
+        r.result_rows(_rows([1], [2]), {"score": np.array([0.5])}, "score")
 
 
 def test_fast_numeric_path_agrees_with_the_row_by_row_path(monkeypatch):
@@ -99,3 +99,24 @@ def test_fast_numeric_path_agrees_with_the_row_by_row_path(monkeypatch):
     for name in dtypes:
         assert fast.inputs[name].dtype == mixed.inputs[name].dtype
         np.testing.assert_array_equal(fast.inputs[name], mixed.inputs[name])
+
+
+def test_fast_and_general_result_paths_agree():
+    rows = _rows(*([i] for i in range(40)))
+    rng = np.random.default_rng(1)
+    outputs = {"score": rng.random(40).astype(np.float32), "label": rng.integers(0, 2, 40),
+               "value": rng.normal(size=40)}
+    fast = r._fast_result_rows(rows, outputs, "score")
+    assert fast is not None
+    general = r.result_rows(rows, {**outputs, "extra": np.zeros((40, 2))}, "score")
+    for a, b in zip(fast, general):
+        assert a[:3] == b[:3] and a[4] is None and b[4] is None
+        assert json.loads(a[3]) == {k: v for k, v in json.loads(b[3]).items() if k != "extra"}
+    assert json.loads(fast[0][3])["score"] == float(outputs["score"][0])
+
+
+def test_non_finite_outputs_become_null_in_valid_json():
+    rows = _rows([1], [2])
+    got = r.result_rows(rows, {"score": np.array([0.5, np.inf]), "other": np.array([np.nan, 1.0])}, "score")
+    assert json.loads(got[0][3]) == {"score": 0.5, "other": None} and got[0][4] is None
+    assert got[1][2] is None and "non-finite" in got[1][4] and json.loads(got[1][3])["score"] is None

@@ -77,7 +77,7 @@ class Queue:
             if cur.rowcount == 0:
                 return False
             if results:
-                cur.executemany(query("insert_results"), [(chunk.request_id, *r) for r in results])
+                cur.execute(query("insert_results").replace("{values}", results_values(chunk.request_id, results)))
             failed = sum(1 for r in results if r[4] is not None)
             cur.execute(query("request_progress"), {
                 "done": len(results) - failed, "failed": failed, "error": error, "request": chunk.request_id,
@@ -121,6 +121,26 @@ class Queue:
             return exhausted
 
         return retry_transaction(self.conn, work)
+
+
+# MySQL string literal escapes (the bridge's sessions keep backslash escapes on: see
+# mlbridge.bridge.worker). Building the VALUES list here costs a fraction of executemany's
+# per-row parameter substitution, which was a third of the bridge's time.
+_ESCAPES = str.maketrans({"\\": "\\\\", "'": "\\'", "\x00": "\\0", "\n": "\\n", "\r": "\\r", "\x1a": "\\Z"})
+
+
+def sql_text(value: str | None) -> str:
+    return "NULL" if value is None else "'" + value.translate(_ESCAPES) + "'"
+
+
+def results_values(request_id: int, results: Sequence[tuple]) -> str:
+    """`(request_id, seq, key, score, output, error), ...` for results (seq, key, score, output, error)."""
+    rid = int(request_id)
+    return ",".join(
+        f"({rid},{int(seq)},{sql_text(key)},{'NULL' if score is None else repr(float(score))},"
+        f"{sql_text(output)},{sql_text(error)})"
+        for seq, key, score, output, error in results
+    )
 
 
 def backoff(attempt: int, base: float = 0.2, cap: float = 30.0) -> float:

@@ -66,6 +66,10 @@ class Bridge:
             except Exception:  # noqa: BLE001 - a broken connection may fail to close
                 pass
         self.conn = connect(self.config.dsn)
+        cur = self.conn.cursor()
+        # The results statement is built with backslash escapes (bridge.queue.results_values).
+        cur.execute("SET SESSION sql_mode = REPLACE(@@sql_mode, 'NO_BACKSLASH_ESCAPES', '')")
+        cur.close()
         self.queue = Queue(self.conn, self.id, self.config.lease_seconds)
 
     def stop(self, *_args) -> None:
