@@ -206,6 +206,14 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:
+        # The database's own refusals (a mlbridge routine's SIGNAL, a privilege denied) are
+        # answers for the user, not crashes: one line, MySQL's words.
+        if type(exc).__module__.startswith("mysql.connector") and getattr(exc, "msg", None):
+            print(exc.msg if exc.msg.startswith("mlbridge:") else f"mlbridge: the database said: {exc.msg}",
+                  file=sys.stderr)
+            return 2
+        raise
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -92,3 +92,29 @@ def _processes_naming(text: str) -> list[int]:
             except OSError:
                 pass
     return found
+
+
+def test_status_lists_requests_and_follows_one(dsn, bc_model):
+    done = sql_cli(dsn, "CALL mlbridge.predict_scores('bc', 'SELECT * FROM demo.breast_cancer WHERE id <= 20', "
+                        "'{\"async\": true}')")
+    request = parse_tsv(done.stdout)[0]["request_id"]
+    env = {**os.environ}
+    followed = _mlbridge("status", "--dsn", str(dsn), "--request", request, env=env)
+    assert followed.returncode == 0, followed.stderr
+    assert f"request {request}: done, 20 scored, 0 failed" in followed.stdout
+    listed = _mlbridge("status", "--dsn", str(dsn), "--limit", "5", env=env)
+    assert listed.returncode == 0, listed.stderr
+    lines = listed.stdout.splitlines()
+    assert lines[0].split()[:4] == ["request_id", "kind", "status", "model"]
+    assert any(line.split()[:3] == [request, "predict", "done"] for line in lines[1:])
+    missing = _mlbridge("status", "--dsn", str(dsn), "--request", "999999", env=env)
+    assert missing.returncode == 2 and "no request 999999" in missing.stderr
+
+
+def test_evaluate_prints_the_metrics_of_a_version(dsn, bc_model):
+    done = _mlbridge("evaluate", "--dsn", str(dsn), "--model", f"bc:{bc_model['version']}", "--query",
+                     "SELECT * FROM demo.breast_cancer", "--label", "benign", "--model-base",
+                     str(bc_model["path"].parent.parent), env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    metrics = dict(line.split("\t") for line in done.stdout.strip().splitlines())
+    assert float(metrics["accuracy"]) > 0.9 and int(float(metrics["rows"])) == 569

@@ -163,11 +163,15 @@ class LocalServer:
         if port is None or not _port_free(port):
             port = _free_port()
         self.port_file.write_text(f"{port}\n")
+        (self.root / "tmp").mkdir(exist_ok=True)
         args = [
             binary, "--no-defaults",
             f"--datadir={self.datadir}", f"--socket={self.socket}", f"--pid-file={self.pid_file}",
             f"--port={port}", "--bind-address=127.0.0.1", f"--log-error={self.log_file}",
             f"--user={_current_user()}",
+            # Its own scratch folder: large sorts and temporary tables stay under .run/ with the
+            # data, out of a shared /tmp that other programs clean.
+            f"--tmpdir={self.root / 'tmp'}",
             # A private development and test instance: small, and quick to start and to stop.
             "--innodb-buffer-pool-size=256M", "--innodb-log-file-size=128M",
             "--innodb-flush-log-at-trx-commit=2", "--max-connections=300",
