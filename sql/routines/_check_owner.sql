@@ -7,8 +7,8 @@ BEGIN
   DECLARE v_msg VARCHAR(512);
   IF p_id IS NULL OR NOT EXISTS (SELECT 1 FROM requests
                                   WHERE id = p_id AND owner = SUBSTRING_INDEX(USER(), '@', 1)) THEN
-    SET v_msg = CONCAT('mlbridge: no request ', COALESCE(p_id, 'NULL'), ' of user ',
-                       SUBSTRING_INDEX(USER(), '@', 1), ' (see your requests with `mlbridge status`)');
+    SET v_msg = LEFT(CONCAT('mlbridge: no request ', COALESCE(p_id, 'NULL'), ' of user ',
+                       SUBSTRING_INDEX(USER(), '@', 1), ' (see your requests with `mlbridge status`)'), {{message_max}});
     SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = v_msg;
   END IF;
 END

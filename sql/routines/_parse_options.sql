@@ -14,8 +14,8 @@ BEGIN
   SET o_async = FALSE, o_timeout = 60, o_key = 'id';
   IF p_options IS NOT NULL AND TRIM(p_options) NOT IN ('', 'null') THEN
     IF NOT JSON_VALID(p_options) THEN
-      SET v_msg = CONCAT('mlbridge: options are not valid JSON: ', LEFT(p_options, 80),
-                         ' (write them as a JSON object, e.g. ''{"async": true}'')');
+      SET v_msg = LEFT(CONCAT('mlbridge: options are not valid JSON: ', LEFT(p_options, 80),
+                         ' (write them as a JSON object, e.g. ''{"async": true}'')'), {{message_max}});
       SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = v_msg;
     END IF;
     IF JSON_TYPE(p_options) <> 'OBJECT' THEN
@@ -44,7 +44,7 @@ BEGIN
         END IF;
         SET o_key = JSON_UNQUOTE(v_value);
       ELSE
-        SET v_msg = CONCAT('mlbridge: unknown option "', LEFT(v_name, 64), '"; known options: async, timeout, key');
+        SET v_msg = LEFT(CONCAT('mlbridge: unknown option "', LEFT(v_name, 64), '"; known options: async, timeout, key'), {{message_max}});
         SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = v_msg;
       END IF;
       SET v_i = v_i + 1;

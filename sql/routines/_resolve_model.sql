@@ -19,8 +19,8 @@ BEGIN
   ELSEIF LOCATE(':', p_model) > 0 THEN
     SET o_name = SUBSTRING_INDEX(p_model, ':', 1), v_version_text = SUBSTRING(p_model, LOCATE(':', p_model) + 1);
     IF v_version_text NOT REGEXP '^[0-9]{1,9}$' THEN
-      SET v_msg = CONCAT('mlbridge: model version in ''', LEFT(p_model, 100), ''' must be a number, as in ''',
-                         LEFT(o_name, 64), ':3''');
+      SET v_msg = LEFT(CONCAT('mlbridge: model version in ''', LEFT(p_model, 100), ''' must be a number, as in ''',
+                         LEFT(o_name, 64), ':3'''), {{message_max}});
       SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = v_msg;
     END IF;
   ELSE
@@ -28,15 +28,15 @@ BEGIN
   END IF;
 
   IF NOT EXISTS (SELECT 1 FROM models WHERE name = o_name) THEN
-    SET v_msg = CONCAT('mlbridge: no model named ''', LEFT(o_name, 64),
-                       ''' in mlbridge.models; train one with `mlbridge train` or pick one from SELECT name, version FROM mlbridge.models');
+    SET v_msg = LEFT(CONCAT('mlbridge: no model named ''', LEFT(o_name, 64),
+                       ''' in mlbridge.models; train one with `mlbridge train` or pick one from SELECT name, version FROM mlbridge.models'), {{message_max}});
     SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = v_msg;
   END IF;
 
   IF v_label IS NOT NULL THEN
     SET o_version = (SELECT version FROM model_labels WHERE name = o_name AND label = v_label);
     IF o_version IS NULL THEN
-      SET v_msg = CONCAT('mlbridge: model ''', LEFT(o_name, 64), ''' has no version labelled ''', LEFT(v_label, 64), '''');
+      SET v_msg = LEFT(CONCAT('mlbridge: model ''', LEFT(o_name, 64), ''' has no version labelled ''', LEFT(v_label, 64), ''''), {{message_max}});
       SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = v_msg;
     END IF;
   ELSEIF v_version_text IS NOT NULL THEN
@@ -44,7 +44,7 @@ BEGIN
   ELSE
     SET o_version = (SELECT MAX(version) FROM models WHERE name = o_name AND state = 'available');
     IF o_version IS NULL THEN
-      SET v_msg = CONCAT('mlbridge: model ''', LEFT(o_name, 64), ''' has no available version (see SELECT version, state, error FROM mlbridge.models)');
+      SET v_msg = LEFT(CONCAT('mlbridge: model ''', LEFT(o_name, 64), ''' has no available version (see SELECT version, state, error FROM mlbridge.models)'), {{message_max}});
       SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = v_msg;
     END IF;
   END IF;
@@ -52,16 +52,16 @@ BEGIN
   SELECT state, JSON_EXTRACT(inputs, '$[*].name') INTO v_state, o_inputs
     FROM models WHERE name = o_name AND version = o_version;
   IF v_state IS NULL THEN
-    SET v_msg = CONCAT('mlbridge: model ''', LEFT(o_name, 64), ''' has no version ', o_version,
-                       ' (see SELECT version FROM mlbridge.models WHERE name = ''', LEFT(o_name, 64), ''')');
+    SET v_msg = LEFT(CONCAT('mlbridge: model ''', LEFT(o_name, 64), ''' has no version ', o_version,
+                       ' (see SELECT version FROM mlbridge.models WHERE name = ''', LEFT(o_name, 64), ''')'), {{message_max}});
     SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = v_msg;
   END IF;
   IF v_state <> 'available' THEN
-    SET v_msg = CONCAT('mlbridge: model ', LEFT(o_name, 64), ':', o_version, ' is ', v_state, ', not available');
+    SET v_msg = LEFT(CONCAT('mlbridge: model ', LEFT(o_name, 64), ':', o_version, ' is ', v_state, ', not available'), {{message_max}});
     SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = v_msg;
   END IF;
   IF o_inputs IS NULL OR JSON_LENGTH(o_inputs) = 0 THEN
-    SET v_msg = CONCAT('mlbridge: model ', LEFT(o_name, 64), ':', o_version, ' has no inputs in the catalog');
+    SET v_msg = LEFT(CONCAT('mlbridge: model ', LEFT(o_name, 64), ':', o_version, ' has no inputs in the catalog'), {{message_max}});
     SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = v_msg;
   END IF;
 END

@@ -29,11 +29,11 @@ BEGIN
     END IF;
     SET v_missing = SUBSTRING_INDEX(SUBSTRING(v_msg, LOCATE('''mlbridge_q.', v_msg) + 12), '''', 1);
     IF v_missing = p_key THEN
-      SET v_msg = CONCAT('mlbridge: the query has no key column `', LEFT(p_key, 64),
-                         '`: select it, or name the key column with options ''{"key": "column"}''');
+      SET v_msg = LEFT(CONCAT('mlbridge: the query has no key column `', LEFT(p_key, 64),
+                         '`: select it, or name the key column with options ''{"key": "column"}'''), {{message_max}});
     ELSE
-      SET v_msg = CONCAT('mlbridge: the query has no column `', LEFT(v_missing, 64), '`, an input of model ',
-                         LEFT(p_model, 80), ' (inputs: ', LEFT(v_names, 250), ')');
+      SET v_msg = LEFT(CONCAT('mlbridge: the query has no column `', LEFT(v_missing, 64), '`, an input of model ',
+                         LEFT(p_model, 80), ' (inputs: ', LEFT(v_names, 250), ')'), {{message_max}});
     END IF;
     SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = v_msg;
   END;
@@ -43,7 +43,7 @@ BEGIN
     SET v_query = LEFT(v_query, CHAR_LENGTH(v_query) - 1);
   END WHILE;
   IF v_query IS NULL OR UPPER(v_query) NOT REGEXP '^[([:space:]]*(SELECT|WITH)([^A-Z0-9_$]|$)' THEN
-    SET v_msg = CONCAT('mlbridge: the query must be a SELECT statement, got: ', LEFT(COALESCE(p_query, 'NULL'), 80));
+    SET v_msg = LEFT(CONCAT('mlbridge: the query must be a SELECT statement, got: ', LEFT(COALESCE(p_query, 'NULL'), 80)), {{message_max}});
     SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = v_msg;
   END IF;
 

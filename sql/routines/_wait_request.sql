@@ -16,9 +16,9 @@ BEGIN
       LEAVE wait_loop;
     END IF;
     IF TIMESTAMPDIFF(MICROSECOND, v_started, NOW(6)) / 1e6 >= p_timeout THEN
-      SET v_msg = CONCAT('mlbridge: request ', p_id, ' is still ', o_status, ' after ', p_timeout,
+      SET v_msg = LEFT(CONCAT('mlbridge: request ', p_id, ' is still ', o_status, ' after ', p_timeout,
                          ' s (is `mlbridge bridge` running?); it stays queued: CALL mlbridge.request_wait(',
-                         p_id, ', 60), then mlbridge.request_results(', p_id, ')');
+                         p_id, ', 60), then mlbridge.request_results(', p_id, ')'), {{message_max}});
       SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = v_msg;
     END IF;
     DO SLEEP(v_sleep);

@@ -25,7 +25,7 @@ BEGIN
   -- {{in_transaction}} is @@in_transaction on MariaDB; MySQL 8 has no such variable.
   IF NOT v_async AND (@@autocommit = 0 OR {{in_transaction}}) THEN
     SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT =
-      'mlbridge: predict_scores waits for the bridge and needs autocommit on and no open transaction: SET autocommit = 1, or pass ''{"async": true}'' and follow with request_wait';
+      'mlbridge: a waiting call needs autocommit on and no open transaction: SET autocommit = 1, or pass ''{"async": true}''';
   END IF;
   CALL _resolve_model(p_model, v_name, v_version, v_inputs);
   CALL _stage_query(p_query, v_key, v_inputs, CONCAT(v_name, ':', v_version));

@@ -6,7 +6,8 @@
   account; a routine whose text has not changed since the last install is left alone, so running
   the installer twice changes nothing.
 
-Files may use {{schema}}, {{scratch}} and {{in_transaction}}, which the installer fills in.
+Files may use {{schema}}, {{scratch}}, {{in_transaction}} and {{message_max}}, which the installer
+fills in for the server at hand (MariaDB or MySQL).
 """
 
 from __future__ import annotations
@@ -23,6 +24,10 @@ from ..errors import MlbridgeError
 from . import SQL_DIR, connect, quote_ident
 
 DEFINER = "'mlbridge_definer'@'localhost'"
+# The longest SIGNAL message text: MySQL holds MESSAGE_TEXT to 128 characters and, in strict mode,
+# fails the SIGNAL itself with "Data too long for condition item" when a message is longer;
+# MariaDB allows 512 bytes (MDEV-15241). Routines cut their messages with LEFT(..., {{message_max}}).
+MESSAGE_MAX = {"mariadb": 500, "mysql": 128}
 # The sql_mode routines are created under (a routine keeps the mode it was created with).
 SQL_MODE = "STRICT_TRANS_TABLES,ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION"
 
@@ -64,6 +69,7 @@ def render(text: str, *, schema: str, flavor: str) -> str:
         text.replace("{{schema}}", schema.replace("`", "``"))
         .replace("{{scratch}}", scratch_schema(schema).replace("`", "``"))
         .replace("{{in_transaction}}", "@@in_transaction" if flavor == "mariadb" else "FALSE")
+        .replace("{{message_max}}", str(MESSAGE_MAX[flavor]))
     )
 
 

@@ -1,0 +1,50 @@
+"""Rules the .sql files keep, checked without a server."""
+
+import re
+
+import pytest
+
+from mlbridge.db.install import MESSAGE_MAX, render, routine_files, split_statements
+from mlbridge.db import SQL_DIR, queries
+
+ROUTINES = {path.stem: path.read_text() for path in routine_files()}
+
+
+@pytest.mark.parametrize("name", sorted(ROUTINES))
+def test_one_routine_per_file_named_like_it(name):
+    heads = re.findall(r"^\s*CREATE\s+(?:PROCEDURE|FUNCTION)\s+`?(\w+)`?", ROUTINES[name], re.M | re.I)
+    assert heads == [name]
+    assert "DELIMITER" not in ROUTINES[name]
+
+
+@pytest.mark.parametrize("name", sorted(ROUTINES))
+def test_signal_messages_fit_mysql(name):
+    """MySQL refuses a SIGNAL whose MESSAGE_TEXT is over 128 characters (in strict mode), so
+    literal messages stay short and built ones are cut to {{message_max}}."""
+    text = ROUTINES[name]
+    for literal in re.findall(r"MESSAGE_TEXT\s*=\s*'((?:[^']|'')*)'", text):
+        assert len(literal.replace("''", "'")) <= MESSAGE_MAX["mysql"], literal
+        assert literal.startswith("mlbridge: ")
+    for variable in re.findall(r"MESSAGE_TEXT\s*=\s*(\w+)\s*;", text):
+        assert variable == "v_msg"
+    for assignment in re.findall(r"SET v_msg = (.*?);\n", text, re.S):
+        assert assignment.startswith("LEFT(CONCAT('mlbridge: ") and assignment.endswith(", {{message_max}})"), assignment
+
+
+def test_rendered_routines_have_no_placeholders_left():
+    for flavor in ("mariadb", "mysql"):
+        for name, text in ROUTINES.items():
+            assert "{{" not in render(text, schema="mlbridge", flavor=flavor), name
+
+
+def test_migrations_and_grants_split_into_statements():
+    for path in sorted((SQL_DIR / "migrations").glob("*.sql")) + [SQL_DIR / "grants.sql"]:
+        statements = split_statements(path.read_text())
+        assert statements and all(not s.endswith(";") for s in statements)
+
+
+def test_named_queries_parse():
+    found = queries()
+    for name in ("claim_select", "claim_update", "close_chunk", "insert_results", "request_progress",
+                 "record_model_version", "sync_model_version"):
+        assert found[name].split()[0] in ("SELECT", "UPDATE", "INSERT"), name
