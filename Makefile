@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: all venv db-server proto proto-check demo test test-unit bench clean distclean
+.PHONY: all venv db-server proto proto-check lint demo test test-unit bench clean distclean
 
 all: test
 
@@ -29,10 +29,13 @@ proto: venv
 proto-check: venv
 	PYTHON=$(BIN)/python bash tools/gen_proto.sh --check
 
+lint: venv
+	$(BIN)/ruff check .
+
 demo: venv db-server
 	PATH="$(CURDIR)/$(BIN):$$PATH" bash tools/demo.sh
 
-test: venv db-server proto-check
+test: venv db-server proto-check lint
 	$(BIN)/python -m pytest tests
 
 test-unit: venv

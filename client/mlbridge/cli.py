@@ -7,7 +7,6 @@ import json
 import logging
 import os
 import sys
-from pathlib import Path
 
 from . import __version__
 from .config import DEFAULT_SERVER, model_base, resolve_dsn, server_target

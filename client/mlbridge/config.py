@@ -42,7 +42,7 @@ class Dsn:
     options: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def parse(cls, text: str) -> "Dsn":
+    def parse(cls, text: str) -> Dsn:
         """Parse `mysql://user:pass@host:port/db?unix_socket=/path&ssl_ca=...`."""
         parts = urlsplit(text)
         if parts.scheme not in ("mysql", "mariadb"):

@@ -99,7 +99,7 @@ def test_bad_input_is_refused_and_nothing_is_queued(catalog, model, query, optio
     done = sql_cli(catalog, sql)
     assert done.returncode != 0, done.stdout
     if message:
-        assert "(45000)" in done.stderr and f"mlbridge: " in done.stderr, done.stderr
+        assert "(45000)" in done.stderr and "mlbridge: " in done.stderr, done.stderr
         assert message in done.stderr, done.stderr
     else:
         assert "ERROR 1064" in done.stderr, done.stderr  # passes through unchanged
@@ -228,3 +228,11 @@ def test_caller_cannot_score_a_table_they_cannot_select(catalog, alice):
                             "'{\"async\": true}')", user=alice, password="pw")
     assert "ERROR 1142" in done.stderr and "denied" in done.stderr  # MySQL's own error, unchanged
     assert _count(catalog) == before
+
+
+def test_a_query_with_no_rows_is_done_at_once(catalog):
+    done = sql_cli(catalog, "CALL mlbridge.predict_scores('sqlfake', 'SELECT id, f1, f2 FROM sqltest.t WHERE 1 = 0', NULL)")
+    assert done.returncode == 0, done.stderr
+    assert parse_tsv(done.stdout) == []
+    listed = parse_tsv(sql_cli(catalog, "CALL mlbridge.request_list(1)").stdout)[0]
+    assert (listed["status"], listed["rows_total"], listed["percent"]) == ("done", "0", "100.0")

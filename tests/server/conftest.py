@@ -16,7 +16,7 @@ import pytest
 
 from mlbridge.serving_client import ServingError
 
-from ..procs import Process, free_port, wait_for
+from ..procs import Process, wait_for
 from .models import build_all
 
 REPO = Path(__file__).resolve().parents[2]
@@ -74,7 +74,7 @@ def run_server(base: Path, workdir: Path, poll_interval: float = 0.2, *extra: st
         process.stop()
 
 
-def wait_until(condition, timeout: float = 15.0, what: str = "condition"):
+def wait_until(condition, timeout: float = 60.0, what: str = "condition"):
     """Poll ``condition`` (a callable; ServingError counts as False) until truthy."""
     deadline = time.monotonic() + timeout
     last = None

@@ -22,7 +22,8 @@ from mlbridge.serving_client import (
 from mlbridge.tensors import to_tensor_proto
 from mlbridge.wire import model_pb2, predict_pb2, prediction_service_pb2_grpc
 
-from .conftest import free_port, install_version, run_server, server_env
+from ..procs import free_port
+from .conftest import install_version, run_server, server_env
 from .models import call_directly
 
 X = np.array([0.0, 1.0, -2.5, 3.25, 10.0], dtype=np.float32)

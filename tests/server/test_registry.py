@@ -189,8 +189,8 @@ def test_unknown_names_and_versions(tmp_path):
     assert code_of(lambda: reg.resolve("m", None)) == grpc.StatusCode.UNAVAILABLE  # first scan not done
     reg.scan()
     for name in ("..", "../m", ".m", "m/1", "/m", "x"):
-        assert code_of(lambda: reg.resolve(name, None)) == grpc.StatusCode.NOT_FOUND
-        assert code_of(lambda: reg.resolve(name, 1)) == grpc.StatusCode.NOT_FOUND
+        assert code_of(lambda name=name: reg.resolve(name, None)) == grpc.StatusCode.NOT_FOUND
+        assert code_of(lambda name=name: reg.resolve(name, 1)) == grpc.StatusCode.NOT_FOUND
     assert code_of(lambda: reg.resolve("", None)) == grpc.StatusCode.INVALID_ARGUMENT
     with pytest.raises(RequestError) as info:
         reg.resolve("m", 4)

@@ -14,6 +14,7 @@ from mlbridge_server.trainer import store, train
 
 from .conftest import MODEL, holdout_ids
 
+
 @pytest.fixture(scope="module")
 def diabetes_model(tdsn, tmodel_base, diabetes_table):
     query = f"SELECT {', '.join(diabetes_table['features'])}, target FROM tr_diabetes ORDER BY id"

@@ -4,8 +4,8 @@ import re
 
 import pytest
 
-from mlbridge.db.install import MESSAGE_MAX, render, routine_files, split_statements
 from mlbridge.db import SQL_DIR, queries
+from mlbridge.db.install import MESSAGE_MAX, render, routine_files, split_statements
 
 ROUTINES = {path.stem: path.read_text() for path in routine_files()}
 

@@ -5,7 +5,16 @@ import pytest
 
 from mlbridge.errors import MlbridgeError
 from mlbridge_server.trainer.columns import Columns
-from mlbridge_server.trainer.source import ALL, HOLDOUT, TRAIN, Block, PassCounts, batches, normalise_query, statistics_sql
+from mlbridge_server.trainer.source import (
+    ALL,
+    HOLDOUT,
+    TRAIN,
+    Block,
+    PassCounts,
+    batches,
+    normalise_query,
+    statistics_sql,
+)
 
 
 @pytest.mark.parametrize(

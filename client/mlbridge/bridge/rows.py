@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -173,7 +174,7 @@ def _fast_result_rows(rows: Sequence[Row], outputs: dict[str, np.ndarray], score
     if score_output is None or not outputs:
         return None
     columns = []
-    for name, array in outputs.items():
+    for array in outputs.values():
         if array.ndim != 1 or not (np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.integer)):
             return None
         if np.issubdtype(array.dtype, np.floating):

@@ -5,9 +5,10 @@ from __future__ import annotations
 import random
 import re
 import time
-from functools import lru_cache
+from collections.abc import Callable
+from functools import cache
 from pathlib import Path
-from typing import Callable, TypeVar
+from typing import TypeVar
 
 import mysql.connector
 from mysql.connector import errorcode
@@ -44,7 +45,7 @@ def have_cext() -> bool:
 _QUERY_HEADER = re.compile(r"^-- name: (\w+)\s*$", re.M)
 
 
-@lru_cache(maxsize=None)
+@cache
 def queries() -> dict[str, str]:
     """The named queries of sql/queries.sql, each under a `-- name: NAME` header."""
     text = (SQL_DIR / "queries.sql").read_text()

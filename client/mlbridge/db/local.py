@@ -77,7 +77,7 @@ class LocalServer:
     root: Path
 
     @classmethod
-    def default(cls) -> "LocalServer":
+    def default(cls) -> LocalServer:
         return cls(run_dir() / "db")
 
     @property

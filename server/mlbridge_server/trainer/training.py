@@ -18,7 +18,7 @@ from mlbridge.config import Dsn
 from mlbridge.errors import MlbridgeError
 
 from . import store
-from .columns import BINARY, classify_columns, choose_task, validate_model_name
+from .columns import BINARY, choose_task, classify_columns, validate_model_name
 from .metrics import metrics_for
 from .source import HOLDOUT, SHUFFLE_ROWS, TRAIN, PassCounts, QuerySource, Statistics, batches, dataset
 
