@@ -236,3 +236,19 @@ def test_a_query_with_no_rows_is_done_at_once(catalog):
     assert parse_tsv(done.stdout) == []
     listed = parse_tsv(sql_cli(catalog, "CALL mlbridge.request_list(1)").stdout)[0]
     assert (listed["status"], listed["rows_total"], listed["percent"]) == ("done", "0", "100.0")
+
+
+def test_routines_are_defined_by_the_locked_account(catalog):
+    conn = connect(catalog)
+    cur = conn.cursor()
+    cur.execute("SELECT ROUTINE_NAME, DEFINER, SECURITY_TYPE FROM information_schema.ROUTINES "
+                "WHERE ROUTINE_SCHEMA = %s", (catalog.database,))
+    routines = {name: (definer, security) for name, definer, security in cur.fetchall()}
+    assert set(routines) == {path.stem for path in routine_files()}
+    assert {definer for definer, _ in routines.values()} == {"mlbridge_definer@localhost"}
+    # Only the routines that run the caller's own SELECT (or only parse options) are INVOKER.
+    invoker = {name for name, (_, security) in routines.items() if security == "INVOKER"}
+    assert invoker == {"predict_scores", "_stage_query", "_parse_options"}
+    conn.close()
+    locked = sql_cli(catalog, "SELECT 1", user="mlbridge_definer")
+    assert locked.returncode != 0 and ("locked" in locked.stderr.lower() or "denied" in locked.stderr.lower())
