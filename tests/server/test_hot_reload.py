@@ -111,7 +111,9 @@ def test_unfinished_and_broken_versions(base, client, saved_models):
 
 def test_new_model_appears_and_removed_model_goes(base, client, saved_models):
     install_version(base, "text", 4, saved_models["text"])
-    wait_until(lambda: "text" in {m.name for m in client.list_models()}, what="text listed")
+    # Listed as LOADING first; predict once it is AVAILABLE.
+    wait_until(lambda: ("text", "AVAILABLE") in {(m.name, m.state) for m in client.list_models()},
+               what="text available")
     out = client.predict(
         "text", None, {"text": np.array(["a"], dtype=object), "n": np.array([1], np.int32)}
     )

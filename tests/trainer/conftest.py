@@ -1,5 +1,5 @@
 """Fixtures of the trainer tests: the session's database (the shared `dsn` fixture: the
-mlbridge schema on a private server, or under MLBRIDGE_TEST_DSN) with scikit-learn's bundled
+mlbridge schema on the private server) with scikit-learn's bundled
 data sets loaded as tables, a model base of the trainer's own, and one trained model.
 """
 

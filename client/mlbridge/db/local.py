@@ -173,7 +173,7 @@ class LocalServer:
             # data, out of a shared /tmp that other programs clean.
             f"--tmpdir={self.root / 'tmp'}",
             # A private development and test instance: small, and quick to start and to stop.
-            "--innodb-buffer-pool-size=1G", "--innodb-log-file-size=256M",
+            "--innodb-buffer-pool-size=1G", "--innodb-log-file-size=128M",
             "--innodb-flush-log-at-trx-commit=2", "--max-connections=300",
             "--skip-log-bin", "--character-set-server=utf8mb4", "--collation-server=utf8mb4_general_ci",
             # SKIP LOCKED with replication needs row-based binary logs; harmless without them.
