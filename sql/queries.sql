@@ -143,3 +143,8 @@ ON DUPLICATE KEY UPDATE
 -- name: model_label_version
 -- The version a label (`name@canary`) points at, for the trainer's evaluate.
 SELECT version FROM model_labels WHERE name = %s AND label = %s;
+
+-- name: renew_leases
+-- A bridge's heartbeat: extend every claim it holds, so a slow chunk is not taken over.
+UPDATE predict_queue SET lease_expires_at = NOW(6) + INTERVAL %s SECOND
+ WHERE owner = %s AND state = 'running';

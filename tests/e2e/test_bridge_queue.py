@@ -68,3 +68,42 @@ def test_two_connections_racing_never_claim_the_same_chunk(surface):
     assert cur.fetchone()[0] == chunks
     cur.callproc("request_cancel", (request,))
     conn.close()
+
+
+def test_the_heartbeat_keeps_a_slow_chunk_and_lets_a_dead_one_go(surface):
+    import time
+
+    from mlbridge.bridge.heartbeat import Heartbeat
+
+    dsn = surface
+    conn = connect(dsn)
+    cur = conn.cursor()
+    cur.execute("INSERT IGNORE INTO models (name, version, inputs, outputs, source) VALUES "
+                "('beatfake', 1, %s, '[]', 'trainer')", (INPUTS,))
+    cur.execute("CREATE DATABASE IF NOT EXISTS racetest")
+    cur.execute("CREATE TABLE IF NOT EXISTS racetest.small (id INT PRIMARY KEY, f1 DOUBLE, f2 DOUBLE)")
+    cur.execute("REPLACE INTO racetest.small VALUES (1, 1, 1), (2, 2, 2)")
+    cur.callproc("predict_scores", ("beatfake", "SELECT id, f1, f2 FROM racetest.small", '{"async": true}'))
+    request = next(cur.stored_results()).fetchone()[0]
+    chunk = next(c for c in Queue(connect(dsn), "slow-bridge", lease_seconds=1).claim(50) if c.request_id == request)
+    owner = {"id": "slow-bridge"}
+    progress = {"at": time.monotonic()}
+    beat = Heartbeat(dsn, lambda: owner["id"], 1, lambda: progress["at"], max_silence=30)
+    beat.start()
+    sweeper = Queue(connect(dsn), "sweeper")
+    try:
+        time.sleep(2.5)  # over two leases: only the heartbeat keeps the claim
+        assert beat.beats >= 3
+        assert [c.id for c, _ in sweeper.sweep()] == []
+        cur.execute("SELECT state, owner FROM predict_queue WHERE id = %s", (chunk.id,))
+        assert cur.fetchone() == ("running", "slow-bridge")
+        owner["id"] = "slow-bridge-after-reconnect"  # the chunk is abandoned: no more renewals
+        time.sleep(1.5)
+        sweeper.sweep()
+        cur.execute("SELECT state, owner FROM predict_queue WHERE id = %s", (chunk.id,))
+        assert cur.fetchone() == ("pending", None)
+    finally:
+        beat.stop()
+        beat.join(5)
+        cur.callproc("request_cancel", (request,))
+        conn.close()

@@ -26,6 +26,7 @@ from ..db import connect
 from ..errors import MlbridgeError
 from . import rows as rowlib
 from .catalog import sync_catalog
+from .heartbeat import Heartbeat
 from .queue import Chunk, Queue, backoff
 
 log = logging.getLogger("mlbridge.bridge")
@@ -46,7 +47,7 @@ class BridgeConfig:
 class Bridge:
     def __init__(self, config: BridgeConfig):
         self.config = config
-        self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.id = self._new_id()
         self.stopping = threading.Event()
         self.client = sc.ModelServerClient(config.server, timeout=config.rpc_timeout)
         self.conn = None
@@ -56,8 +57,13 @@ class Bridge:
         self._score_outputs: dict[tuple[str, int], str | None] = {}
         self._catalog_sync = True
         self.chunks_done = 0
+        self.progress_at = time.monotonic()  # when the loop last finished a round
 
     # -- life cycle -------------------------------------------------------------------------
+
+    @staticmethod
+    def _new_id() -> str:
+        return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
     def _connect(self) -> None:
         if self.conn is not None:
@@ -81,6 +87,19 @@ class Bridge:
 
     def run(self) -> None:
         log.info("bridge %s: queue %s, model server %s", self.id, self.config.dsn.redacted(), self.config.server)
+        heartbeat = Heartbeat(self.config.dsn, lambda: self.id, self.config.lease_seconds, lambda: self.progress_at)
+        heartbeat.start()
+        try:
+            self._loop()
+        finally:
+            heartbeat.stop()
+            heartbeat.join(5)
+            self.client.close()
+            if self.conn is not None:
+                self.conn.close()
+        log.info("bridge %s stopped after %d chunks", self.id, self.chunks_done)
+
+    def _loop(self) -> None:
         idle = self.config.idle_min
         failures = 0
         next_housekeeping = 0.0
@@ -92,6 +111,7 @@ class Bridge:
                     self.housekeeping()
                     next_housekeeping = time.monotonic() + self.config.housekeeping_every
                 worked = self.step()
+                self.progress_at = time.monotonic()
                 failures = 0
             except (mysql.connector.Error, MlbridgeError) as exc:
                 # The database went away (or refused us): drop the connection and come back.
@@ -100,6 +120,9 @@ class Bridge:
                 delay = backoff(failures, base=0.2, cap=5.0)
                 log.warning("bridge: %s; reconnecting in %.1f s", exc, delay)
                 self.conn = None
+                # Chunks in flight when the connection broke are abandoned: a new identity stops
+                # the heartbeat renewing them, their leases run out and the sweep requeues them.
+                self.id = self._new_id()
                 self.stopping.wait(delay)
                 continue
             if worked:
@@ -107,10 +130,6 @@ class Bridge:
             else:
                 self.stopping.wait(idle * random.uniform(0.8, 1.2))
                 idle = min(idle * 2, self.config.idle_max)
-        self.client.close()
-        if self.conn is not None:
-            self.conn.close()
-        log.info("bridge %s stopped after %d chunks", self.id, self.chunks_done)
 
     def housekeeping(self) -> None:
         assert self.queue is not None
