@@ -73,7 +73,8 @@ def cmd_bridge(args) -> int:
     from .bridge import Bridge, BridgeConfig
 
     bridge = Bridge(BridgeConfig(dsn=resolve_dsn(args.dsn), server=server_target(args.server),
-                                 claim_chunks=args.claim_chunks, lease_seconds=args.lease))
+                                 claim_chunks=args.claim_chunks, lease_seconds=args.lease,
+                                 metrics_port=args.metrics_port))
     bridge.install_signal_handlers()
     bridge.run()
     return 0
@@ -154,6 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--server", help=f"model server host:port (default: $MLBRIDGE_SERVER or {DEFAULT_SERVER})")
     p.add_argument("--claim-chunks", type=int, default=2, help="chunks claimed at a time")
     p.add_argument("--lease", type=int, default=60, help="seconds a claim holds before another bridge may take it")
+    p.add_argument("--metrics-port", type=int, default=None, help="Prometheus metrics port (e.g. 8503)")
     p.set_defaults(func=cmd_bridge)
 
     def training_args(p, *, train: bool) -> None:

@@ -4,6 +4,7 @@ command-line client, with the real model server and bridge as processes."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import signal
 import time
@@ -144,11 +145,28 @@ def _assert_each_row_once(db, request: int, total: int) -> None:
 
 
 def test_several_bridges_score_every_row_exactly_once(dsn, db, bc_model, model_server, tmp_path):
+    from urllib.request import urlopen
+
+    from ..procs import free_port
+
     request = _big_request(dsn, db, copies=20)  # 11,380 rows, 12 chunks
-    with start_bridge(dsn, model_server.target, tmp_path), start_bridge(dsn, model_server.target, tmp_path):
+    port = free_port()
+    with start_bridge(dsn, model_server.target, tmp_path, "--metrics-port", str(port)) as watched, \
+            start_bridge(dsn, model_server.target, tmp_path):
         status = _wait_done(dsn, request)
+        with urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as reply:
+            metrics = reply.read().decode()
     assert status["status"] == "done"
     _assert_each_row_once(db, request, 569 * 20)
+    # The metrics of one bridge agree with the chunks the queue says it closed.
+    bridge_id = re.search(r"bridge (\S+): queue", watched.output()).group(1)
+    cur = db.cursor()
+    cur.execute("SELECT COALESCE(SUM(seq_to - seq_from + 1), 0), COUNT(*) FROM predict_queue "
+                "WHERE state = 'done' AND owner = %s", (bridge_id,))
+    rows, chunks = cur.fetchone()
+    assert f'mlbridge_bridge_rows_total{{result="scored"}} {float(rows)}' in metrics
+    assert f'mlbridge_bridge_chunks_total{{outcome="done"}} {float(chunks)}' in metrics
+    assert "mlbridge_bridge_predict_seconds_count" in metrics
 
 
 def test_a_sigkilled_bridge_loses_nothing(dsn, db, bc_model, model_server, tmp_path):

@@ -27,6 +27,8 @@ from ..errors import MlbridgeError
 from . import rows as rowlib
 from .catalog import sync_catalog
 from .heartbeat import Heartbeat
+from .metrics import NoMetrics
+from .metrics import start as start_metrics
 from .queue import Chunk, Queue, backoff
 
 log = logging.getLogger("mlbridge.bridge")
@@ -42,6 +44,7 @@ class BridgeConfig:
     idle_max: float = 0.25  # ... growing to this while the queue stays empty
     housekeeping_every: float = 5.0  # lease sweep and catalog sync
     rpc_timeout: float = 60.0
+    metrics_port: int | None = None  # Prometheus /metrics
 
 
 class Bridge:
@@ -58,6 +61,7 @@ class Bridge:
         self._catalog_sync = True
         self.chunks_done = 0
         self.progress_at = time.monotonic()  # when the loop last finished a round
+        self.metrics = NoMetrics()
 
     # -- life cycle -------------------------------------------------------------------------
 
@@ -87,6 +91,7 @@ class Bridge:
 
     def run(self) -> None:
         log.info("bridge %s: queue %s, model server %s", self.id, self.config.dsn.redacted(), self.config.server)
+        self.metrics = start_metrics(self.config.metrics_port)
         heartbeat = Heartbeat(self.config.dsn, lambda: self.id, self.config.lease_seconds, lambda: self.progress_at)
         heartbeat.start()
         try:
@@ -117,6 +122,7 @@ class Bridge:
                 # The database went away (or refused us): drop the connection and come back.
                 # Chunks we held are returned by their lease running out.
                 failures += 1
+                self.metrics.db_error()
                 delay = backoff(failures, base=0.2, cap=5.0)
                 log.warning("bridge: %s; reconnecting in %.1f s", exc, delay)
                 self.conn = None
@@ -163,6 +169,7 @@ class Bridge:
 
     def process(self, chunk: Chunk) -> None:
         assert self.queue is not None
+        started = time.monotonic()
         try:
             results = self.score(chunk)
         except sc.ServerUnavailable as exc:
@@ -170,6 +177,7 @@ class Bridge:
             log.warning("bridge: model server unavailable (%s); chunk %d back to the queue in %.1f s",
                         exc.details, chunk.id, delay)
             self.queue.release(chunk, delay)
+            self.metrics.chunk("released")
             return
         except (sc.ModelNotFound, sc.ServingError) as exc:
             message = f"mlbridge: model {chunk.model}: {exc.details}"
@@ -179,20 +187,29 @@ class Bridge:
                             message, delay)
                 self._signatures.pop((chunk.model_name, chunk.model_version), None)
                 self.queue.retry(chunk, message, delay)
+                self.metrics.chunk("retried")
             else:
                 self.queue.record_error(chunk, message)
                 self._fail_chunk(chunk, message)
             return
         if self.queue.close(chunk, results):
             self.chunks_done += 1
+            failed = sum(1 for r in results if r[4] is not None)
+            self.metrics.rows(len(results) - failed, failed)
+            self.metrics.chunk("done", time.monotonic() - started)
         else:
+            self.metrics.chunk("lost")
             log.warning("bridge: lost the claim on chunk %d (lease expired or request cancelled); "
                         "its results were not written", chunk.id)
 
     def _fail_chunk(self, chunk: Chunk, message: str) -> None:
         assert self.queue is not None
         failed = [(seq, key, None, None, message) for seq, key, _ in self.queue.rows(chunk)]
-        self.queue.close(chunk, failed, state="failed", error=message)
+        if self.queue.close(chunk, failed, state="failed", error=message):
+            self.metrics.rows(0, len(failed))
+            self.metrics.chunk("failed")
+        else:
+            self.metrics.chunk("lost")
 
     # -- scoring -----------------------------------------------------------------------------
 
@@ -239,8 +256,10 @@ class Bridge:
     def _predict(self, chunk: Chunk, rows: list[rowlib.Row], inputs: dict, score_output: str | None) -> list[tuple]:
         """Score rows; when the server refuses the batch, split it to find the rows at fault, so
         one bad row fails alone and the rest are scored."""
+        started = time.monotonic()
         try:
             outputs = self.client.predict(chunk.model_name, chunk.model_version, inputs)
+            self.metrics.predict(time.monotonic() - started)
         except (sc.InvalidRequest, sc.MessageTooLarge) as exc:
             if len(rows) == 1:
                 return [(rows[0].seq, rows[0].key, None, None, f"mlbridge: the model refused this row: {exc.details}")]

@@ -1,0 +1,76 @@
+"""The bridge's Prometheus metrics on `mlbridge bridge --metrics-port N` (/metrics)."""
+
+from __future__ import annotations
+
+import logging
+
+from ..errors import MlbridgeError
+
+log = logging.getLogger("mlbridge.bridge")
+
+
+class NoMetrics:
+    """Records nothing: no metrics port was asked for."""
+
+    def rows(self, scored: int, failed: int) -> None:
+        pass
+
+    def chunk(self, outcome: str, seconds: float | None = None) -> None:
+        pass
+
+    def predict(self, seconds: float) -> None:
+        pass
+
+    def db_error(self) -> None:
+        pass
+
+
+class PrometheusMetrics(NoMetrics):
+    def __init__(self) -> None:
+        from prometheus_client import Counter, Histogram
+
+        self._rows = Counter("mlbridge_bridge_rows", "Rows written to the results, by result.", ["result"])
+        self._chunks = Counter(
+            "mlbridge_bridge_chunks",
+            "Chunks handled, by outcome: done, failed (for good), released (server unreachable; "
+            "attempt refunded), retried (attempt used), lost (claim gone before close).",
+            ["outcome"],
+        )
+        self._chunk_seconds = Histogram(
+            "mlbridge_bridge_chunk_seconds", "From claim to close of a chunk that was closed.",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+        )
+        self._predict_seconds = Histogram(
+            "mlbridge_bridge_predict_seconds", "One Predict call to the model server.",
+            buckets=(0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+        )
+        self._db_errors = Counter("mlbridge_bridge_db_errors", "Database errors that made the bridge reconnect.")
+
+    def rows(self, scored: int, failed: int) -> None:
+        self._rows.labels("scored").inc(scored)
+        self._rows.labels("failed").inc(failed)
+
+    def chunk(self, outcome: str, seconds: float | None = None) -> None:
+        self._chunks.labels(outcome).inc()
+        if seconds is not None:
+            self._chunk_seconds.observe(seconds)
+
+    def predict(self, seconds: float) -> None:
+        self._predict_seconds.observe(seconds)
+
+    def db_error(self) -> None:
+        self._db_errors.inc()
+
+
+def start(port: int | None, host: str = "0.0.0.0") -> NoMetrics:
+    if port is None:
+        return NoMetrics()
+    from prometheus_client import start_http_server
+
+    metrics = PrometheusMetrics()
+    try:
+        start_http_server(port, addr=host)
+    except OSError as exc:
+        raise MlbridgeError(f"mlbridge: cannot serve bridge metrics on {host}:{port}: {exc}") from None
+    log.info("bridge metrics on http://%s:%d/metrics", host, port)
+    return metrics
