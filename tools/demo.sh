@@ -57,7 +57,11 @@ step "score from SQL"
 query="CALL mlbridge.predict_scores('breast_cancer', 'SELECT * FROM demo.breast_cancer', NULL)"
 echo "mariadb> $query;"
 "${SQL[@]}" --batch -e "$query" > "$MLBRIDGE_RUN_DIR/scores.tsv"
-head -n 11 "$MLBRIDGE_RUN_DIR/scores.tsv" | column -t -s $'\t'
+if command -v column >/dev/null; then
+    head -n 11 "$MLBRIDGE_RUN_DIR/scores.tsv" | column -t -s $'\t'
+else
+    head -n 11 "$MLBRIDGE_RUN_DIR/scores.tsv"
+fi
 echo "..."
 python examples/breast_cancer.py report "$MLBRIDGE_RUN_DIR/scores.tsv"
 
