@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import logging
-
-from ..errors import MlbridgeError
-
-log = logging.getLogger("mlbridge.bridge")
+from ..metrics import serve_metrics
 
 
 class NoMetrics:
@@ -65,12 +61,6 @@ class PrometheusMetrics(NoMetrics):
 def start(port: int | None, host: str = "0.0.0.0") -> NoMetrics:
     if port is None:
         return NoMetrics()
-    from prometheus_client import start_http_server
-
     metrics = PrometheusMetrics()
-    try:
-        start_http_server(port, addr=host)
-    except OSError as exc:
-        raise MlbridgeError(f"mlbridge: cannot serve bridge metrics on {host}:{port}: {exc}") from None
-    log.info("bridge metrics on http://%s:%d/metrics", host, port)
+    serve_metrics(port, host, "bridge")
     return metrics

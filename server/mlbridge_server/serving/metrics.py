@@ -1,14 +1,12 @@
-"""Prometheus metrics, when prometheus_client is installed and a port is given."""
+"""Prometheus metrics of the model server, when a metrics port is given."""
 
 from __future__ import annotations
 
-import logging
-
-log = logging.getLogger(__name__)
+from mlbridge.metrics import serve_metrics
 
 
 class NoMetrics:
-    """Records nothing (no metrics port, or no prometheus_client)."""
+    """Records nothing: no metrics port was asked for."""
 
     def observe(self, method: str, model: str, code: str, seconds: float) -> None:
         pass
@@ -39,23 +37,11 @@ _prometheus: PrometheusMetrics | None = None
 
 
 def start(port: int | None, host: str = "0.0.0.0") -> NoMetrics | PrometheusMetrics:
-    """Serve /metrics on ``port`` and return the recorder; NoMetrics when
-    ``port`` is None or prometheus_client is not installed."""
+    """Serve /metrics on ``port`` and return the recorder; NoMetrics when ``port`` is None."""
     global _prometheus
     if port is None:
         return NoMetrics()
-    try:
-        from prometheus_client import start_http_server
-    except ImportError:
-        log.warning("prometheus_client is not installed: no metrics on port %d", port)
-        return NoMetrics()
     if _prometheus is None:  # metrics register once per process
         _prometheus = PrometheusMetrics()
-    try:
-        start_http_server(port, addr=host)
-    except OSError as e:
-        from mlbridge.errors import MlbridgeError
-
-        raise MlbridgeError(f"cannot serve metrics on {host}:{port}: {e}") from None
-    log.info("metrics on http://%s:%d/metrics", host, port)
+    serve_metrics(port, host, "model server")
     return _prometheus
