@@ -3,10 +3,12 @@ short transaction; no lock is held while a chunk is being scored."""
 
 from __future__ import annotations
 
-import json
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+import mysql.connector
+from mysql.connector import errorcode
 
 from ..db import query, retry_transaction
 
@@ -86,9 +88,11 @@ class Queue:
 
         try:
             return retry_transaction(self.conn, work)
-        except _duplicate_result():
-            # Another bridge wrote these rows' results already: ours are not written twice.
-            self.conn.rollback()
+        except mysql.connector.IntegrityError as exc:
+            if exc.errno != errorcode.ER_DUP_ENTRY:
+                raise
+            # Another bridge wrote these rows' results already (the transaction was rolled
+            # back): ours are not written twice.
             return False
 
     def release(self, chunk: Chunk, delay: float) -> None:
@@ -151,12 +155,3 @@ def backoff(attempt: int, base: float = 0.2, cap: float = 30.0) -> float:
 def _micros(seconds: float) -> int:
     return max(0, int(seconds * 1e6))
 
-
-def _duplicate_result():
-    import mysql.connector
-
-    return mysql.connector.IntegrityError
-
-
-def as_json(value) -> str:
-    return json.dumps(value, separators=(",", ":"))
