@@ -293,3 +293,37 @@ def test_a_model_the_server_lacks_fails_its_rows_after_the_attempts(dsn, db, bc_
     assert len(results) == 3 and all("model ghost:1" in r["error"] for r in results)
     cur.execute("SELECT state, attempts, JSON_LENGTH(errors) FROM predict_queue WHERE request_id = %s", (request,))
     assert cur.fetchall() == [("failed", 5, 5)]
+
+
+def test_killed_database_connections_lose_nothing(dsn, db, bc_model, model_server, bridge, tmp_path):
+    """The bridge's connections are killed in the middle of a request: it reconnects, what it
+    held expires and is scored again, and every row ends with exactly one result."""
+    bridge.proc.send_signal(signal.SIGSTOP)  # only the bridge under test works on this request
+    try:
+        with start_bridge(dsn, model_server.target, tmp_path, "--lease", "3") as victim:
+            request = _big_request(dsn, db, copies=20)
+            cur = db.cursor()
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                cur.execute("SELECT rows_done FROM requests WHERE id = %s", (request,))
+                if cur.fetchone()[0] > 0:
+                    break
+                time.sleep(0.01)
+            cur.execute("SELECT CONNECTION_ID()")
+            me = cur.fetchone()[0]
+            cur.execute("SELECT ID FROM information_schema.PROCESSLIST WHERE DB = %s AND ID <> %s",
+                        (dsn.database, me))
+            killed = [row[0] for row in cur.fetchall()]
+            for conn_id in killed:
+                try:
+                    cur.execute(f"KILL CONNECTION {int(conn_id)}")
+                except Exception:  # noqa: BLE001 - gone already
+                    pass
+            assert killed
+            status = _wait_done(dsn, request, timeout=120)
+            assert "reconnecting" in victim.output()
+            assert "Traceback" not in victim.output() and victim.proc.poll() is None
+    finally:
+        bridge.proc.send_signal(signal.SIGCONT)
+    assert status["status"] == "done"
+    _assert_each_row_once(db, request, 569 * 20)

@@ -70,11 +70,6 @@ class Bridge:
         return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
     def _connect(self) -> None:
-        if self.conn is not None:
-            try:
-                self.conn.close()
-            except Exception:  # noqa: BLE001 - a broken connection may fail to close
-                pass
         self.conn = connect(self.config.dsn)
         cur = self.conn.cursor()
         # The results statement is built with backslash escapes (bridge.queue.results_values).
@@ -125,17 +120,32 @@ class Bridge:
                 self.metrics.db_error()
                 delay = backoff(failures, base=0.2, cap=5.0)
                 log.warning("bridge: %s; reconnecting in %.1f s", exc, delay)
-                self.conn = None
-                # Chunks in flight when the connection broke are abandoned: a new identity stops
-                # the heartbeat renewing them, their leases run out and the sweep requeues them.
-                self.id = self._new_id()
-                self.stopping.wait(delay)
+                self._abandon(delay)
+                continue
+            except Exception:  # noqa: BLE001 - a worker outlives what it did not foresee
+                failures += 1
+                self.metrics.db_error()
+                delay = backoff(failures, base=0.2, cap=5.0)
+                log.exception("bridge: unexpected error; reconnecting in %.1f s", delay)
+                self._abandon(delay)
                 continue
             if worked:
                 idle = self.config.idle_min
             else:
                 self.stopping.wait(idle * random.uniform(0.8, 1.2))
                 idle = min(idle * 2, self.config.idle_max)
+
+    def _abandon(self, delay: float) -> None:
+        """Drop the connection and what was in flight on it. A new identity stops the heartbeat
+        renewing the chunks held until now: their leases run out and a sweep requeues them."""
+        if self.conn is not None:
+            try:
+                self.conn.close()
+            except Exception:  # noqa: BLE001 - a broken connection may fail to close
+                pass
+        self.conn = None
+        self.id = self._new_id()
+        self.stopping.wait(delay)
 
     def housekeeping(self) -> None:
         assert self.queue is not None

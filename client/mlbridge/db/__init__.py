@@ -77,21 +77,24 @@ def retry_transaction(conn, work: Callable[[object], T], *, attempts: int = 8) -
             conn.commit()
             return result
         except mysql.connector.Error as exc:
-            try:
-                conn.rollback()
-            except mysql.connector.Error:
-                pass
+            _rollback_quietly(conn)
             if exc.errno in RETRYABLE and attempt < attempts:
                 time.sleep(min(0.5, 0.01 * 2**attempt) * random.uniform(0.5, 1.5))
                 continue
             raise
         except BaseException:
-            try:
-                conn.rollback()
-            except mysql.connector.Error:
-                pass
+            _rollback_quietly(conn)
             raise
     raise AssertionError("unreachable")
+
+
+def _rollback_quietly(conn) -> None:
+    """Roll back what can be; on a lost connection the server has rolled back already, and the
+    C extension then raises its own MySQLInterfaceError, which is no mysql.connector.Error."""
+    try:
+        conn.rollback()
+    except Exception:  # noqa: BLE001 - the original error is the one that matters
+        pass
 
 
 def quote_ident(name: str) -> str:
