@@ -327,3 +327,36 @@ def test_killed_database_connections_lose_nothing(dsn, db, bc_model, model_serve
         bridge.proc.send_signal(signal.SIGCONT)
     assert status["status"] == "done"
     _assert_each_row_once(db, request, 569 * 20)
+
+
+def test_a_model_server_crash_mid_request_loses_nothing(dsn, db, bc_model, bridge, tmp_path):
+    """The model server is SIGKILLed while a request is scored and started again on its port:
+    the bridge gives its chunks back without using attempts up, and finishes once it is back."""
+    from ..procs import free_port, start_model_server
+
+    base = tmp_path / "models"
+    shutil.copytree(bc_model["path"], base / "bc" / str(bc_model["version"]))
+    port = free_port()
+    bridge.proc.send_signal(signal.SIGSTOP)  # only the bridge under test works on this request
+    try:
+        with start_bridge(dsn, f"127.0.0.1:{port}", tmp_path) as survivor:
+            with start_model_server(base, tmp_path, port=port) as server:
+                request = _big_request(dsn, db, copies=30)
+                cur = db.cursor()
+                deadline = time.monotonic() + 60
+                while time.monotonic() < deadline:
+                    cur.execute("SELECT rows_done FROM requests WHERE id = %s", (request,))
+                    if cur.fetchone()[0] > 0:
+                        break
+                    time.sleep(0.01)
+                server.stop(signal.SIGKILL)
+            time.sleep(1.5)  # the bridge finds the server gone
+            with start_model_server(base, tmp_path, port=port):
+                status = _wait_done(dsn, request, timeout=120)
+            assert "unavailable" in survivor.output()
+    finally:
+        bridge.proc.send_signal(signal.SIGCONT)
+    assert status["status"] == "done"
+    _assert_each_row_once(db, request, 569 * 30)
+    cur.execute("SELECT MAX(attempts), COUNT(errors) FROM predict_queue WHERE request_id = %s", (request,))
+    assert cur.fetchone() == (1, 0)  # no attempt used up by the outage, no error recorded
