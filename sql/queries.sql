@@ -148,3 +148,14 @@ SELECT version FROM model_labels WHERE name = %s AND label = %s;
 -- A bridge's heartbeat: extend every claim it holds, so a slow chunk is not taken over.
 UPDATE predict_queue SET lease_expires_at = NOW(6) + INTERVAL %s SECOND
  WHERE owner = %s AND state = 'running';
+
+-- name: retire_missing_versions
+-- Versions the catalog calls available that the model server no longer has (their folder was
+-- removed): unavailable, so predict_scores refuses them at once. {listed} holds the server's
+-- (name, version) pairs, on disk whether loaded or not; an empty list (a server still starting)
+-- becomes `SELECT NULL, NULL`, which retires nothing. Rows written in the last 10 s are left
+-- alone: a version the trainer has just exported may not be in the server's latest scan yet.
+UPDATE models
+   SET state = 'unavailable', error = 'mlbridge: the model server no longer has this version'
+ WHERE state = 'available' AND updated_at < NOW(6) - INTERVAL 10 SECOND
+   AND (name, version) NOT IN ({listed});

@@ -249,6 +249,18 @@ def test_a_savedmodel_copied_in_by_hand_appears_in_the_catalog(dsn, db, bc_model
     done = sql_cli(dsn, "CALL mlbridge.predict_scores('handmade', 'SELECT * FROM demo.breast_cancer WHERE id <= 3', NULL)")
     assert done.returncode == 0, done.stderr
     assert len(parse_tsv(done.stdout)) == 3
+    # Removed from the model base, it is no longer offered: refused at once, not after retries.
+    shutil.rmtree(model_base / "handmade")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        cur.execute("SELECT state FROM models WHERE name = 'handmade' AND version = 7")
+        if cur.fetchone()[0] == "unavailable":
+            break
+        time.sleep(0.5)
+    done = sql_cli(dsn, "CALL mlbridge.predict_scores('handmade', 'SELECT * FROM demo.breast_cancer', NULL)")
+    assert "model 'handmade' has no available version" in done.stderr
+    cur.execute("SELECT state FROM models WHERE name = 'bc'")
+    assert {state for (state,) in cur.fetchall()} == {"available"}
 
 
 def test_the_official_tf_serving_client_gets_the_same_numbers(dsn, bc_model, bc_features, model_server):

@@ -1,5 +1,5 @@
-"""Keep the SQL model catalog in step with what the model server hosts, so a SavedModel copied
-into the model base by hand can be called from SQL too."""
+"""Keep the SQL model catalog in step with what the model server hosts: a SavedModel copied into
+the model base by hand can be called from SQL too, and one removed from it is no longer offered."""
 
 from __future__ import annotations
 
@@ -31,6 +31,14 @@ def sync_catalog(conn, client: sc.ModelServerClient) -> int:
         outputs = [o.name for o in mv.outputs]
         rows.append((mv.name, mv.version, state, _specs(mv.inputs), _specs(mv.outputs),
                      pick_score_output(outputs, None), mv.error or None))
-    if rows:
-        retry_transaction(conn, lambda cur: cur.executemany(query("sync_model_version"), rows))
+    listed = [(mv.name, mv.version) for mv in versions]
+    retire = query("retire_missing_versions").replace(
+        "{listed}", ", ".join(["(%s, %s)"] * len(listed)) if listed else "SELECT NULL, NULL")
+
+    def work(cur):
+        if rows:
+            cur.executemany(query("sync_model_version"), rows)
+        cur.execute(retire, [value for pair in listed for value in pair])
+
+    retry_transaction(conn, work)
     return len(rows)
