@@ -372,3 +372,27 @@ def test_a_model_server_crash_mid_request_loses_nothing(dsn, db, bc_model, bridg
     _assert_each_row_once(db, request, 569 * 30)
     cur.execute("SELECT MAX(attempts), COUNT(errors) FROM predict_queue WHERE request_id = %s", (request,))
     assert cur.fetchone() == (1, 0)  # no attempt used up by the outage, no error recorded
+
+
+def test_a_bridge_needs_only_the_worker_role(dsn, db, bc_model, model_server, bridge, tmp_path):
+    """The bridge runs as an account holding nothing but the role mlbridge_worker."""
+    from mlbridge.config import Dsn
+
+    cur = db.cursor()
+    cur.execute("CREATE USER IF NOT EXISTS 'bridge_acct'@'%' IDENTIFIED BY 'pw'")
+    cur.execute("GRANT mlbridge_worker TO 'bridge_acct'@'%'")
+    cur.execute("SET DEFAULT ROLE mlbridge_worker FOR 'bridge_acct'@'%'")
+    worker_dsn = Dsn(**{**dsn.__dict__, "user": "bridge_acct", "password": "pw"})
+    bridge.proc.send_signal(signal.SIGSTOP)  # only the worker-role bridge works on this request
+    try:
+        with start_bridge(worker_dsn, model_server.target, tmp_path) as worker:
+            done = sql_cli(dsn, "CALL mlbridge.predict_scores('bc', 'SELECT * FROM demo.breast_cancer "
+                                "WHERE id <= 50', '{\"timeout\": 60}')")
+            assert done.returncode == 0, done.stderr + worker.output()[-2000:]
+            rows = parse_tsv(done.stdout)
+            assert len(rows) == 50 and all(r["error"] is None for r in rows)
+            time.sleep(6)  # one housekeeping round: sweep and catalog sync under the same account
+            assert "denied" not in worker.output() and "Traceback" not in worker.output()
+    finally:
+        bridge.proc.send_signal(signal.SIGCONT)
+        cur.execute("DROP USER IF EXISTS 'bridge_acct'@'%'")
