@@ -40,6 +40,16 @@ class Process:
     def output(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
 
+    @contextlib.contextmanager
+    def paused(self):
+        """SIGSTOP the process for the block (it keeps its connections and claims nothing new),
+        SIGCONT after it."""
+        self.proc.send_signal(signal.SIGSTOP)
+        try:
+            yield self
+        finally:
+            self.proc.send_signal(signal.SIGCONT)
+
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 20) -> int:
         if self.proc.poll() is None:
             self.proc.send_signal(sig)

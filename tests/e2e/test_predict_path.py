@@ -134,6 +134,18 @@ def _wait_done(dsn, request: int, timeout: float = 120) -> dict:
     return status[0]
 
 
+def _wait_first_rows(db, request: int, timeout: float = 60) -> None:
+    """Until a bridge has committed some rows of the request: it is now mid-request."""
+    cur = db.cursor()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        cur.execute("SELECT rows_done FROM requests WHERE id = %s", (request,))
+        if cur.fetchone()[0] > 0:
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"no row of request {request} was scored in {timeout} s")
+
+
 def _assert_each_row_once(db, request: int, total: int) -> None:
     cur = db.cursor()
     cur.execute("SELECT COUNT(*), COUNT(DISTINCT seq), SUM(error IS NULL), MIN(seq), MAX(seq) FROM results "
@@ -193,8 +205,7 @@ def test_an_expired_lease_is_taken_over(dsn, db, bc_model, bridge):
 
     bridge_conn = connect(dsn)
     cur = db.cursor()
-    bridge.proc.send_signal(signal.SIGSTOP)  # the live bridge waits until the dead claim is in place
-    try:
+    with bridge.paused():  # the live bridge waits until the dead claim is in place
         done = sql_cli(dsn, "CALL mlbridge.predict_scores('bc', 'SELECT * FROM demo.breast_cancer WHERE id <= 30', "
                             "'{\"async\": true}')")
         request = int(parse_tsv(done.stdout)[0]["request_id"])
@@ -203,8 +214,6 @@ def test_an_expired_lease_is_taken_over(dsn, db, bc_model, bridge):
         assert len(claimed) == 1
         cur.execute("UPDATE predict_queue SET lease_expires_at = NOW(6) - INTERVAL 1 SECOND WHERE id = %s",
                     (claimed[0].id,))
-    finally:
-        bridge.proc.send_signal(signal.SIGCONT)
     status = _wait_done(dsn, request, timeout=60)
     assert status["status"] == "done" and status["rows_done"] == "30"
     cur.execute("SELECT owner, attempts, errors FROM predict_queue WHERE id = %s", (claimed[0].id,))
@@ -218,8 +227,7 @@ def test_a_down_model_server_uses_no_attempts(dsn, db, bc_model, bridge, model_s
     """With only a bridge whose model server is down, chunks go back to the queue unused."""
     from ..procs import free_port
 
-    bridge.proc.send_signal(signal.SIGSTOP)  # keep the session's bridge out of this test
-    try:
+    with bridge.paused():  # keep the session's bridge out of this test
         with start_bridge(dsn, f"127.0.0.1:{free_port()}", tmp_path) as lonely:
             done = sql_cli(dsn, "CALL mlbridge.predict_scores('bc', 'SELECT * FROM demo.breast_cancer WHERE id <= 10', "
                                 "'{\"async\": true}')")
@@ -229,8 +237,6 @@ def test_a_down_model_server_uses_no_attempts(dsn, db, bc_model, bridge, model_s
             cur.execute("SELECT state, attempts, errors FROM predict_queue WHERE request_id = %s", (request,))
             assert cur.fetchall() == [("pending", 0, None)]
             assert "unavailable" in lonely.output()
-    finally:
-        bridge.proc.send_signal(signal.SIGCONT)
     assert _wait_done(dsn, request)["status"] == "done"
 
 
@@ -310,17 +316,11 @@ def test_a_model_the_server_lacks_fails_its_rows_after_the_attempts(dsn, db, bc_
 def test_killed_database_connections_lose_nothing(dsn, db, bc_model, model_server, bridge, tmp_path):
     """The bridge's connections are killed in the middle of a request: it reconnects, what it
     held expires and is scored again, and every row ends with exactly one result."""
-    bridge.proc.send_signal(signal.SIGSTOP)  # only the bridge under test works on this request
-    try:
+    with bridge.paused():  # only the bridge under test works on this request
         with start_bridge(dsn, model_server.target, tmp_path, "--lease", "3") as victim:
             request = _big_request(dsn, db, copies=20)
             cur = db.cursor()
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline:
-                cur.execute("SELECT rows_done FROM requests WHERE id = %s", (request,))
-                if cur.fetchone()[0] > 0:
-                    break
-                time.sleep(0.01)
+            _wait_first_rows(db, request)
             cur.execute("SELECT CONNECTION_ID()")
             me = cur.fetchone()[0]
             cur.execute("SELECT ID FROM information_schema.PROCESSLIST WHERE DB = %s AND ID <> %s",
@@ -335,8 +335,6 @@ def test_killed_database_connections_lose_nothing(dsn, db, bc_model, model_serve
             status = _wait_done(dsn, request, timeout=120)
             assert "reconnecting" in victim.output()
             assert "Traceback" not in victim.output() and victim.proc.poll() is None
-    finally:
-        bridge.proc.send_signal(signal.SIGCONT)
     assert status["status"] == "done"
     _assert_each_row_once(db, request, 569 * 20)
 
@@ -349,25 +347,17 @@ def test_a_model_server_crash_mid_request_loses_nothing(dsn, db, bc_model, bridg
     base = tmp_path / "models"
     shutil.copytree(bc_model["path"], base / "bc" / str(bc_model["version"]))
     port = free_port()
-    bridge.proc.send_signal(signal.SIGSTOP)  # only the bridge under test works on this request
-    try:
+    with bridge.paused():  # only the bridge under test works on this request
         with start_bridge(dsn, f"127.0.0.1:{port}", tmp_path) as survivor:
             with start_model_server(base, tmp_path, port=port) as server:
                 request = _big_request(dsn, db, copies=30)
                 cur = db.cursor()
-                deadline = time.monotonic() + 60
-                while time.monotonic() < deadline:
-                    cur.execute("SELECT rows_done FROM requests WHERE id = %s", (request,))
-                    if cur.fetchone()[0] > 0:
-                        break
-                    time.sleep(0.01)
+                _wait_first_rows(db, request)
                 server.stop(signal.SIGKILL)
             time.sleep(1.5)  # the bridge finds the server gone
             with start_model_server(base, tmp_path, port=port):
                 status = _wait_done(dsn, request, timeout=120)
             assert "unavailable" in survivor.output()
-    finally:
-        bridge.proc.send_signal(signal.SIGCONT)
     assert status["status"] == "done"
     _assert_each_row_once(db, request, 569 * 30)
     cur.execute("SELECT MAX(attempts), COUNT(errors) FROM predict_queue WHERE request_id = %s", (request,))
@@ -383,9 +373,9 @@ def test_a_bridge_needs_only_the_worker_role(dsn, db, bc_model, model_server, br
     cur.execute("GRANT mlbridge_worker TO 'bridge_acct'@'%'")
     cur.execute("SET DEFAULT ROLE mlbridge_worker FOR 'bridge_acct'@'%'")
     worker_dsn = Dsn(**{**dsn.__dict__, "user": "bridge_acct", "password": "pw"})
-    bridge.proc.send_signal(signal.SIGSTOP)  # only the worker-role bridge works on this request
     try:
-        with start_bridge(worker_dsn, model_server.target, tmp_path) as worker:
+        # only the worker-role bridge works on this request
+        with bridge.paused(), start_bridge(worker_dsn, model_server.target, tmp_path) as worker:
             done = sql_cli(dsn, "CALL mlbridge.predict_scores('bc', 'SELECT * FROM demo.breast_cancer "
                                 "WHERE id <= 50', '{\"timeout\": 60}')")
             assert done.returncode == 0, done.stderr + worker.output()[-2000:]
@@ -394,5 +384,4 @@ def test_a_bridge_needs_only_the_worker_role(dsn, db, bc_model, model_server, br
             time.sleep(6)  # one housekeeping round: sweep and catalog sync under the same account
             assert "denied" not in worker.output() and "Traceback" not in worker.output()
     finally:
-        bridge.proc.send_signal(signal.SIGCONT)
         cur.execute("DROP USER IF EXISTS 'bridge_acct'@'%'")
