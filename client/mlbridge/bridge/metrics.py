@@ -41,6 +41,11 @@ class PrometheusMetrics(NoMetrics):
             buckets=(0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
         )
         self._db_errors = Counter("mlbridge_bridge_db_errors", "Database errors that made the bridge reconnect.")
+        # Every series exists from the start, at 0: an idle bridge reports 0 rows, not nothing.
+        for result in ("scored", "failed"):
+            self._rows.labels(result)
+        for outcome in ("done", "failed", "released", "retried", "lost"):
+            self._chunks.labels(outcome)
 
     def rows(self, scored: int, failed: int) -> None:
         self._rows.labels("scored").inc(scored)
