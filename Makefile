@@ -48,7 +48,9 @@ clean:
 distclean: clean
 	rm -rf $(VENV) .run models
 
-# Benchmarks (not part of make test; a small smoke of each runs in the suite).
-BENCH_ROWS ?= 200000
+# Benchmarks (not part of make test; a small smoke of each runs in the suite): mlbridge beside
+# the direct program and the tutorial pipeline, on one private server, in one run.
+BENCH_ROWS ?= 1000000
+BENCH_BRIDGES ?= 1
 bench: venv db-server
-	$(BIN)/python bench/predict_scores.py --rows $(BENCH_ROWS)
+	$(BIN)/python bench/bench.py --rows $(BENCH_ROWS) --bridges $(BENCH_BRIDGES)

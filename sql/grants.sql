@@ -24,3 +24,9 @@ GRANT SELECT ON `{{schema}}`.* TO mlbridge_admin;
 -- What the bridge and trainer processes need; give it to the account in their DSN.
 CREATE ROLE IF NOT EXISTS mlbridge_worker;
 GRANT SELECT, INSERT, UPDATE, DELETE ON `{{schema}}`.* TO mlbridge_worker;
+
+-- The typed rows of requests: one table per request in {{data}}, created by the definer as a
+-- request is queued, read by the bridge, dropped when the request is purged.
+GRANT SELECT, INSERT, CREATE, DROP ON `{{data}}`.* TO 'mlbridge_definer'@'localhost';
+GRANT SELECT, DROP ON `{{data}}`.* TO mlbridge_worker;
+GRANT SELECT ON `{{data}}`.* TO mlbridge_admin;

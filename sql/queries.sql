@@ -39,15 +39,30 @@ UPDATE requests SET status = 'running', started_at = COALESCE(started_at, NOW(6)
  WHERE id IN ({ids}) AND status = 'pending';
 
 -- name: request_spec
--- What the bridge needs to read a request's rows: the input names in feature order.
-SELECT inputs, key_column FROM requests WHERE id = %s;
+-- What the bridge needs to read a request's rows: its kind, the input names in the order its
+-- rows carry them, and its typed rows table (NULL for JSON rows in request_rows).
+SELECT kind, inputs, rows_table FROM requests WHERE id = %s;
 
 -- name: model_outputs
--- The catalog's score output and outputs of a model version.
-SELECT score_output, outputs FROM models WHERE name = %s AND version = %s;
+-- The catalog's score output, outputs and inputs (which may say "missing": true) of a version.
+SELECT score_output, outputs, inputs FROM models WHERE name = %s AND version = %s;
+
+-- name: chunk_rows_typed
+-- The typed rows of a chunk that have no result yet (rows failed at queue time already have one).
+-- {table} is the request's rows table and {columns} its input columns ", r.i1, r.i2, ...", both
+-- filled in by mlbridge.bridge.source; read over the binary protocol.
+SELECT r.seq{columns}
+  FROM {table} AS r
+  LEFT JOIN results AS s ON s.request_id = ? AND s.seq = r.seq
+ WHERE r.seq BETWEEN ? AND ? AND s.seq IS NULL
+ ORDER BY r.seq;
+
+-- name: online_row
+-- The one row of a predict_row request: a JSON object of input name -> value.
+SELECT features FROM online_rows WHERE request_id = %s;
 
 -- name: chunk_rows
--- The rows of a chunk that have no result yet (rows failed at queue time already have one).
+-- The JSON rows of a chunk queued before typed rows that have no result yet.
 SELECT r.seq, r.row_key, r.features
   FROM request_rows AS r
   LEFT JOIN results AS s ON s.request_id = r.request_id AND s.seq = r.seq
@@ -63,9 +78,16 @@ UPDATE predict_queue
  WHERE id = %s AND state = 'running' AND owner = %s;
 
 -- name: insert_results
--- Results of a chunk in one statement; {values} is filled by mlbridge.bridge.queue with escaped
+-- Results of a chunk in one statement; {values} is filled by mlbridge.bridge.sink with escaped
 -- literals. The primary key (request_id, seq) refuses a second result for a row.
-INSERT INTO results (request_id, seq, row_key, score, output, error) VALUES {values};
+INSERT INTO results (request_id, seq, score, output, error) VALUES {values};
+
+-- name: load_results
+-- Results of a chunk from the bridge's file (mlbridge.bridge.sink); with LOCAL a duplicate key
+-- skips the row with a warning, and the bridge then rolls the chunk back.
+LOAD DATA LOCAL INFILE '{file}' INTO TABLE results CHARACTER SET utf8mb4
+  FIELDS TERMINATED BY '\t' ESCAPED BY '\\' LINES TERMINATED BY '\n'
+  (request_id, seq, score, output, error);
 
 -- name: request_progress
 -- Count a chunk's rows into its request, finishing the request with its last rows. `status` and
@@ -159,3 +181,21 @@ UPDATE models
    SET state = 'unavailable', error = 'mlbridge: the model server no longer has this version'
  WHERE state = 'available' AND updated_at < NOW(6) - INTERVAL 10 SECOND
    AND (name, version) NOT IN ({listed});
+
+-- name: park
+-- A bridge about to wait for work registers the connection it will sleep on (wakeup.py).
+REPLACE INTO bridge_wakeups (connection_id, bridge, woken, parked_at) VALUES (CONNECTION_ID(), %s, FALSE, NOW(6));
+
+-- name: wait_for_work
+-- Sleep unless woken since parking; _wake_bridges finds this statement by its text and ends it
+-- with KILL QUERY. 2: woken before the sleep began; 1: the sleep was interrupted (MySQL); 0,
+-- NULL or no row: slept it out.
+SELECT IF(woken, 2, SLEEP(%s)) /* mlbridge_wake */ FROM bridge_wakeups WHERE connection_id = CONNECTION_ID();
+
+-- name: unpark
+-- A bridge that stops waiting for good.
+DELETE FROM bridge_wakeups WHERE connection_id = CONNECTION_ID();
+
+-- name: forget_stale_parkers
+-- Rows of bridges that died parked (a live one parks again at least every few seconds).
+DELETE FROM bridge_wakeups WHERE parked_at < NOW(6) - INTERVAL 1 MINUTE;

@@ -74,7 +74,8 @@ def cmd_bridge(args) -> int:
 
     bridge = Bridge(BridgeConfig(dsn=resolve_dsn(args.dsn), server=server_target(args.server),
                                  claim_chunks=args.claim_chunks, lease_seconds=args.lease,
-                                 metrics_port=args.metrics_port))
+                                 metrics_port=args.metrics_port, idle_max=args.idle_max,
+                                 local_infile=not args.no_local_infile))
     bridge.install_signal_handlers()
     bridge.run()
     return 0
@@ -156,6 +157,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--claim-chunks", type=int, default=2, help="chunks claimed at a time")
     p.add_argument("--lease", type=int, default=60, help="seconds a claim holds before another bridge may take it")
     p.add_argument("--metrics-port", type=int, default=None, help="Prometheus metrics port (e.g. 8503)")
+    p.add_argument("--idle-max", type=float, default=0.5,
+                   help="longest wait for work before looking at the queue again (queueing wakes it sooner)")
+    p.add_argument("--no-local-infile", action="store_true",
+                   help="write results with INSERT, never LOAD DATA LOCAL")
     p.set_defaults(func=cmd_bridge)
 
     def training_args(p, *, train: bool) -> None:

@@ -1,60 +1,144 @@
--- Move the staged rows of {{scratch}}.predict_input into a new request: its rows, the rows that fail
--- before scoring (NULL or repeated keys), and the queue's chunks of up to 1,024 rows. Returns the
--- request id. With autocommit on this is one transaction of its own; with autocommit off (an async
--- call inside the caller's transaction) it joins the caller's, and the bridge sees the request
--- when the caller commits. Callers may CALL it directly (they hold EXECUTE on the schema): it
--- resolves the model itself and fixes the priority, so a direct call can do no more than
--- predict_scores with '{"async": true}' on rows the caller staged.
+-- Move the staged rows of {{scratch}}.predict_input into a new request: a table of their own,
+-- {{data}}.rows_<id>, with the types the caller's SELECT gave them; the rows that fail before
+-- scoring (NULL or repeated keys, rows over the max_row_bytes setting) into results; and the
+-- queue's chunks. Returns the request id, and wakes the bridges.
+--
+-- Queueing is its own work, never part of the caller's transaction: the rows table is DDL, which
+-- would commit the caller's transaction, and locks held by a transaction left open would stall
+-- other accounts and the bridge. So it refuses to run inside one. The request row is written
+-- first (the table is named after its id) and stays invisible to the bridge, which only sees
+-- chunks, until the last transaction commits; on any error the request and its table go again.
+--
+-- Callers may CALL it directly (they hold EXECUTE on the schema): it resolves the model itself
+-- and derives kind and priority from p_output, so a direct call can do no more than
+-- predict_scores or predict_table with '{"async": true}' on rows the caller staged.
 CREATE PROCEDURE _enqueue_predict(IN p_model VARCHAR(255), IN p_key VARCHAR(64), IN p_options LONGTEXT,
-                                  OUT o_request BIGINT UNSIGNED)
+                                  IN p_output VARCHAR(200), OUT o_request BIGINT UNSIGNED)
   SQL SECURITY DEFINER
   MODIFIES SQL DATA
 BEGIN
-  DECLARE v_own_tx BOOLEAN DEFAULT (@@autocommit = 1);
   DECLARE v_name VARCHAR(64);
   DECLARE v_version INT UNSIGNED;
   DECLARE v_inputs LONGTEXT;
+  DECLARE v_table VARCHAR(64);
+  DECLARE v_rows VARCHAR(200);
+  DECLARE v_created BOOLEAN DEFAULT FALSE;
+  DECLARE v_text_bytes LONGTEXT DEFAULT NULL;
+  DECLARE v_chunk BIGINT UNSIGNED;
+  DECLARE v_max_row BIGINT UNSIGNED;
+  DECLARE v_max_chunk BIGINT UNSIGNED;
+  DECLARE v_widest BIGINT UNSIGNED DEFAULT 0;
   DECLARE v_total BIGINT UNSIGNED DEFAULT 0;
   DECLARE v_failed BIGINT UNSIGNED DEFAULT 0;
+  DECLARE v_msg VARCHAR(512);
   DECLARE EXIT HANDLER FOR SQLEXCEPTION
   BEGIN
-    IF v_own_tx THEN
-      ROLLBACK;
+    ROLLBACK;
+    IF o_request IS NOT NULL THEN
+      DELETE FROM results WHERE request_id = o_request;
+      DELETE FROM requests WHERE id = o_request;
     END IF;
+    IF v_created THEN
+      SET @mlbridge_sql = CONCAT('DROP TABLE IF EXISTS ', v_rows);
+      PREPARE mlbridge_stmt FROM @mlbridge_sql;
+      EXECUTE mlbridge_stmt;
+      DEALLOCATE PREPARE mlbridge_stmt;
+    END IF;
+    SET @mlbridge_sql = NULL;
     RESIGNAL;
   END;
 
-  CALL _resolve_model(p_model, v_name, v_version, v_inputs);
-  IF v_own_tx THEN
-    START TRANSACTION;
+  -- {{in_transaction}} is @@in_transaction on MariaDB; MySQL 8 has no such variable, so there an
+  -- explicit START TRANSACTION before the CALL goes unnoticed and the DDL below commits it.
+  IF @@autocommit = 0 OR {{in_transaction}} THEN
+    SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT =
+      'mlbridge: requests are queued in a transaction of their own: COMMIT first and SET autocommit = 1';
   END IF;
-  INSERT INTO requests (kind, owner, model_name, model_version, inputs, key_column, options, status)
-    VALUES ('predict', SUBSTRING_INDEX(USER(), '@', 1), v_name, v_version, v_inputs, p_key, p_options, 'pending');
+  IF p_output IS NOT NULL AND p_output NOT REGEXP '^`[^`]+`[.]`[^`]+`$' THEN
+    SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'mlbridge: the output must be a quoted `db`.`table`';
+  END IF;
+  CALL _resolve_model(p_model, v_name, v_version, v_inputs);
+  SET v_chunk = (SELECT value + 0 FROM settings WHERE name = 'chunk_rows');
+  SET v_max_row = (SELECT value + 0 FROM settings WHERE name = 'max_row_bytes');
+  SET v_max_chunk = (SELECT value + 0 FROM settings WHERE name = 'max_chunk_bytes');
+
+  INSERT INTO requests (kind, owner, model_name, model_version, inputs, key_column, options, output_table, status)
+    VALUES (IF(p_output IS NULL, 'predict', 'predict_table'), SUBSTRING_INDEX(USER(), '@', 1), v_name, v_version,
+            v_inputs, p_key, p_options, p_output, 'pending');
   SET o_request = LAST_INSERT_ID();
+  SET v_table = CONCAT('rows_', o_request);
+  SET v_rows = CONCAT('`{{data}}`.`', v_table, '`');
 
-  INSERT INTO request_rows (request_id, seq, row_key, features)
-    SELECT o_request, seq, row_key, features FROM `{{scratch}}`.`predict_input`;
-  SET v_total = ROW_COUNT();
+  SET v_created = TRUE;
+  SET @mlbridge_sql = CONCAT('CREATE TABLE ', v_rows, ' (PRIMARY KEY (seq)) ENGINE=InnoDB ',
+                             'SELECT * FROM `{{scratch}}`.`predict_input` ORDER BY seq');
+  PREPARE mlbridge_stmt FROM @mlbridge_sql;
+  EXECUTE mlbridge_stmt;
+  DEALLOCATE PREPARE mlbridge_stmt;
+  DROP TEMPORARY TABLE IF EXISTS `{{scratch}}`.`predict_input`;
 
-  INSERT INTO results (request_id, seq, row_key, error)
-    SELECT o_request, seq, row_key,
-           IF(row_key IS NULL, CONCAT('mlbridge: key column `', p_key, '` is NULL in this row'),
-              CONCAT('mlbridge: key ', row_key, ' repeats in this request (key column `', p_key, '`)'))
-      FROM `{{scratch}}`.`predict_input` WHERE row_key IS NULL OR repeated;
+  -- The size of a row is the sum of its text and binary values (numbers are a few bytes each);
+  -- only requests that carry such columns pay for measuring it.
+  SELECT GROUP_CONCAT(CONCAT('COALESCE(LENGTH(`', COLUMN_NAME, '`), 0)') SEPARATOR ' + ') INTO v_text_bytes
+    FROM information_schema.COLUMNS
+   WHERE TABLE_SCHEMA = '{{data}}' AND TABLE_NAME = v_table AND COLUMN_NAME REGEXP '^i[0-9]+$'
+     AND DATA_TYPE IN ('char', 'varchar', 'tinytext', 'text', 'mediumtext', 'longtext', 'json',
+                       'binary', 'varbinary', 'tinyblob', 'blob', 'mediumblob', 'longblob', 'enum', 'set');
+
+  START TRANSACTION;
+  SET @mlbridge_sql = CONCAT(
+    'INSERT INTO results (request_id, seq, error) SELECT ', o_request, ', seq, ',
+    'IF(k IS NULL, CONCAT(''mlbridge: key column `'', ?, ''` is NULL in this row''), ',
+       'CONCAT(''mlbridge: key '', LEFT(k, 100), IF(CHAR_LENGTH(k) > 100, ''...'', ''''), ',
+              ''' repeats in this request (key column `'', ?, ''`)'')) ',
+    'FROM ', v_rows, ' WHERE k IS NULL OR repeated');
+  PREPARE mlbridge_stmt FROM @mlbridge_sql;
+  SET @mlbridge_key = p_key;
+  EXECUTE mlbridge_stmt USING @mlbridge_key, @mlbridge_key;
   SET v_failed = ROW_COUNT();
+  DEALLOCATE PREPARE mlbridge_stmt;
 
-  INSERT INTO predict_queue (request_id, seq_from, seq_to, model_name, model_version, priority)
-    SELECT o_request, MIN(seq), MAX(seq), v_name, v_version, 1
-      FROM request_rows WHERE request_id = o_request
-     GROUP BY (seq - 1) DIV 1024;
+  IF v_text_bytes IS NOT NULL THEN
+    SET @mlbridge_sql = CONCAT(
+      'INSERT INTO results (request_id, seq, error) SELECT ', o_request, ', seq, ',
+      'CONCAT(''mlbridge: this row holds '', ', v_text_bytes, ', '' bytes of text and binary values; '',',
+             '''the limit is '', ', v_max_row, ', '' (mlbridge.settings max_row_bytes)'') ',
+      'FROM ', v_rows, ' WHERE ', v_text_bytes, ' > ', v_max_row, ' AND k IS NOT NULL AND NOT repeated');
+    PREPARE mlbridge_stmt FROM @mlbridge_sql;
+    EXECUTE mlbridge_stmt;
+    SET v_failed = v_failed + ROW_COUNT();
+    DEALLOCATE PREPARE mlbridge_stmt;
+    SET @mlbridge_sql = CONCAT('SELECT COALESCE(MAX(', v_text_bytes, '), 0) INTO @mlbridge_widest FROM ', v_rows,
+                               ' WHERE ', v_text_bytes, ' <= ', v_max_row);
+    PREPARE mlbridge_stmt FROM @mlbridge_sql;
+    EXECUTE mlbridge_stmt;
+    DEALLOCATE PREPARE mlbridge_stmt;
+    SET v_widest = @mlbridge_widest;
+    -- Chunks hold fewer rows when rows are wide, so that a bridge's chunk stays under max_chunk_bytes.
+    SET v_chunk = GREATEST(1, LEAST(v_chunk, v_max_chunk DIV GREATEST(v_widest, 1)));
+  END IF;
+
+  SET @mlbridge_sql = CONCAT('SELECT COUNT(*) INTO @mlbridge_total FROM ', v_rows);
+  PREPARE mlbridge_stmt FROM @mlbridge_sql;
+  EXECUTE mlbridge_stmt;
+  DEALLOCATE PREPARE mlbridge_stmt;
+  SET v_total = @mlbridge_total;
+
+  SET @mlbridge_sql = CONCAT(
+    'INSERT INTO predict_queue (request_id, seq_from, seq_to, model_name, model_version, priority) ',
+    'SELECT ', o_request, ', seq, LEAST(seq + ', v_chunk - 1, ', ', v_total, '), ?, ', v_version, ', ',
+    IF(p_output IS NULL, 1, 2), ' FROM ', v_rows, ' WHERE (seq - 1) MOD ', v_chunk, ' = 0');
+  PREPARE mlbridge_stmt FROM @mlbridge_sql;
+  SET @mlbridge_model = v_name;
+  EXECUTE mlbridge_stmt USING @mlbridge_model;
+  DEALLOCATE PREPARE mlbridge_stmt;
 
   UPDATE requests
-     SET rows_total = v_total, rows_failed = v_failed,
+     SET rows_table = v_table, rows_total = v_total, rows_failed = v_failed,
          status = IF(v_failed >= v_total, 'done', 'pending'),
          finished_at = IF(v_failed >= v_total, NOW(6), NULL)
    WHERE id = o_request;
-  IF v_own_tx THEN
-    COMMIT;
-  END IF;
-  DROP TEMPORARY TABLE IF EXISTS `{{scratch}}`.`predict_input`;
+  COMMIT;
+  SET @mlbridge_sql = NULL, @mlbridge_key = NULL, @mlbridge_model = NULL;
+  CALL _wake_bridges();
 END

@@ -1,7 +1,9 @@
--- Validate the options JSON of predict_scores and its kin; return the values with their defaults.
--- Known keys: async (boolean), timeout (seconds > 0, default 60), key (the key column, default id).
-CREATE PROCEDURE _parse_options(IN p_options LONGTEXT, OUT o_async BOOLEAN, OUT o_timeout DOUBLE,
-                                OUT o_key VARCHAR(64))
+-- Validate the options JSON of predict_scores and predict_table (p_for); return the values with
+-- their defaults. Known keys: async (boolean), timeout (seconds > 0, default 60), key (the key
+-- column; default id for predict_scores, the input's primary key (NULL here) for predict_table),
+-- and for predict_table mode (error, replace or append: what to do with an existing output).
+CREATE PROCEDURE _parse_options(IN p_options LONGTEXT, IN p_for VARCHAR(32), OUT o_async BOOLEAN,
+                                OUT o_timeout DOUBLE, OUT o_key VARCHAR(64), OUT o_mode VARCHAR(16))
   SQL SECURITY INVOKER
   NO SQL
 BEGIN
@@ -11,7 +13,7 @@ BEGIN
   DECLARE v_i INT DEFAULT 0;
   DECLARE v_msg VARCHAR(512);
 
-  SET o_async = FALSE, o_timeout = 60, o_key = 'id';
+  SET o_async = FALSE, o_timeout = 60, o_key = IF(p_for = 'predict_table', NULL, 'id'), o_mode = 'error';
   IF p_options IS NOT NULL AND TRIM(p_options) NOT IN ('', 'null') THEN
     IF NOT JSON_VALID(p_options) THEN
       SET v_msg = LEFT(CONCAT('mlbridge: options are not valid JSON: ', LEFT(p_options, 80),
@@ -43,8 +45,15 @@ BEGIN
             SET MESSAGE_TEXT = 'mlbridge: option key must name the key column, a string of 1 to 64 characters';
         END IF;
         SET o_key = JSON_UNQUOTE(v_value);
+      ELSEIF v_name = 'mode' AND p_for = 'predict_table' THEN
+        IF JSON_TYPE(v_value) <> 'STRING' OR JSON_UNQUOTE(v_value) NOT IN ('error', 'replace', 'append') THEN
+          SIGNAL SQLSTATE '45000'
+            SET MESSAGE_TEXT = 'mlbridge: option mode must be "error" (the default), "replace" or "append"';
+        END IF;
+        SET o_mode = JSON_UNQUOTE(v_value);
       ELSE
-        SET v_msg = LEFT(CONCAT('mlbridge: unknown option "', LEFT(v_name, 64), '"; known options: async, timeout, key'), {{message_max}});
+        SET v_msg = LEFT(CONCAT('mlbridge: unknown option "', LEFT(v_name, 64), '"; known options: async, timeout, key',
+                                IF(p_for = 'predict_table', ', mode', '')), {{message_max}});
         SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = v_msg;
       END IF;
       SET v_i = v_i + 1;

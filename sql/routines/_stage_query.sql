@@ -1,8 +1,9 @@
 -- Run the caller's SELECT, with the caller's own privileges (SQL SECURITY INVOKER), into the
--- session's temporary table {{scratch}}.predict_input (seq, row_key, repeated, features): the key
--- as text, whether another row has the same key, and the model's inputs as a JSON array in
--- signature order. A table the caller cannot SELECT fails here with MySQL's own error. Column
--- names are quoted; the query itself is the caller's.
+-- session's temporary table {{scratch}}.predict_input (seq, k, repeated, i1..iN): the row number in
+-- key order, the key, whether another row has the same key, and the model's inputs in catalog
+-- order, every value with the type the SELECT gave it (no conversion here: the bridge converts
+-- each value and fails only the row whose value does not fit). A table the caller cannot SELECT
+-- fails here with MySQL's own error. Column names are quoted; the query itself is the caller's.
 CREATE PROCEDURE _stage_query(IN p_query LONGTEXT, IN p_key VARCHAR(64), IN p_inputs LONGTEXT,
                               IN p_model VARCHAR(255))
   SQL SECURITY INVOKER
@@ -49,8 +50,7 @@ BEGIN
 
   WHILE v_i < JSON_LENGTH(p_inputs) DO
     SET v_name = JSON_UNQUOTE(JSON_EXTRACT(p_inputs, CONCAT('$[', v_i, ']')));
-    SET v_features = CONCAT(v_features, IF(v_i > 0, ', ', ''),
-                            'mlbridge_q.`', REPLACE(v_name, '`', '``'), '`');
+    SET v_features = CONCAT(v_features, ', mlbridge_q.`', REPLACE(v_name, '`', '``'), '` AS i', v_i + 1);
     SET v_names = CONCAT(v_names, IF(v_i > 0, ', ', ''), v_name);
     SET v_i = v_i + 1;
   END WHILE;
@@ -62,10 +62,10 @@ BEGIN
   SET @mlbridge_stage = CONCAT(
     'CREATE TEMPORARY TABLE `{{scratch}}`.`predict_input` AS SELECT ',
     'ROW_NUMBER() OVER mlbridge_w AS seq, ',
-    'CAST(', v_key, ' AS CHAR(255)) AS row_key, ',
+    v_key, ' AS k, ',
     'COALESCE(', v_key, ' = LAG(', v_key, ') OVER mlbridge_w OR ',
-               v_key, ' = LEAD(', v_key, ') OVER mlbridge_w, FALSE) AS repeated, ',
-    'JSON_ARRAY(', v_features, ') AS features ',
+               v_key, ' = LEAD(', v_key, ') OVER mlbridge_w, FALSE) AS repeated',
+    v_features, ' ',
     'FROM (', v_query, '\n) AS mlbridge_q ',
     'WINDOW mlbridge_w AS (ORDER BY ', v_key, ')');
   PREPARE mlbridge_stage FROM @mlbridge_stage;

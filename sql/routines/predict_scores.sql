@@ -18,18 +18,20 @@ BEGIN
   DECLARE v_inputs LONGTEXT;
   DECLARE v_request BIGINT UNSIGNED;
   DECLARE v_status VARCHAR(16);
+  DECLARE v_mode VARCHAR(16);
 
   SET p_options = NULLIF(TRIM(p_options), '');
-  CALL _parse_options(p_options, v_async, v_timeout, v_key);
-  -- A waiting call must commit its rows before it waits, or the bridge never sees them.
-  -- {{in_transaction}} is @@in_transaction on MariaDB; MySQL 8 has no such variable.
-  IF NOT v_async AND (@@autocommit = 0 OR {{in_transaction}}) THEN
+  CALL _parse_options(p_options, 'predict_scores', v_async, v_timeout, v_key, v_mode);
+  -- Queueing is a transaction of its own (see _enqueue_predict), and a waiting call must commit
+  -- its rows before it waits, or the bridge never sees them. {{in_transaction}} is
+  -- @@in_transaction on MariaDB; MySQL 8 has no such variable.
+  IF @@autocommit = 0 OR {{in_transaction}} THEN
     SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT =
-      'mlbridge: a waiting call needs autocommit on and no open transaction: SET autocommit = 1, or pass ''{"async": true}''';
+      'mlbridge: predict_scores queues in a transaction of its own: COMMIT first and SET autocommit = 1';
   END IF;
   CALL _resolve_model(p_model, v_name, v_version, v_inputs);
   CALL _stage_query(p_query, v_key, v_inputs, CONCAT(v_name, ':', v_version));
-  CALL _enqueue_predict(CONCAT(v_name, ':', v_version), v_key, p_options, v_request);
+  CALL _enqueue_predict(CONCAT(v_name, ':', v_version), v_key, p_options, NULL, v_request);
   IF v_async THEN
     SELECT v_request AS request_id;
   ELSE

@@ -2,26 +2,48 @@
 
 from __future__ import annotations
 
+import json
 import threading
 
-from mlbridge.bridge.queue import Queue, results_values
-from mlbridge.db import connect, query
+import pytest
+
+from mlbridge.bridge.queue import Queue
+from mlbridge.bridge.rows import Result
+from mlbridge.bridge.sink import DuplicateResult, ResultWriter, local_folder
+from mlbridge.db import connect, quote_ident
 
 from .test_sql_surface import INPUTS
 
 
-def test_results_statement_keeps_every_character(dsn):
-    conn = connect(dsn)
-    cur = conn.cursor()
-    cur.execute("CREATE TEMPORARY TABLE esc LIKE results")
-    nasty = ["it's", "back\\slash", "new\nline", "nul\x00byte", "ctrl-z\x1a", "crlf\r\n", "ünïcødé ✓ 𝄞", "%s %(x)s", ""]
-    results = [(i + 1, key, 0.1 * i, f'{{"k":{i}}}', key) for i, key in enumerate(nasty)]
-    cur.execute(query("insert_results").replace("results", "esc", 1).replace("{values}", results_values(9, results)))
-    cur.execute("SELECT seq, row_key, score, output, error FROM esc ORDER BY seq")
-    got = cur.fetchall()
-    assert [(g[1], g[4]) for g in got] == [(k, k) for k in nasty]
-    assert [g[2] for g in got] == [r[2] for r in results]
-    conn.close()
+@pytest.mark.parametrize("local", [True, False], ids=["load-data-local", "insert"])
+def test_results_keep_every_character(dsn, local):
+    folder = local_folder()
+    conn = connect(dsn, allow_local_infile_in_path=str(folder))
+    writer = ResultWriter(folder, use_local=local)
+    try:
+        cur = conn.cursor()
+        cur.execute("SET SESSION sql_mode = REPLACE(@@sql_mode, 'NO_BACKSLASH_ESCAPES', '')")
+        # A results table of its own, which the writer's unqualified `results` finds after USE.
+        cur.execute("CREATE DATABASE IF NOT EXISTS results_text_test")
+        cur.execute("DROP TABLE IF EXISTS results_text_test.results")
+        cur.execute(f"CREATE TABLE results_text_test.results LIKE {quote_ident(dsn.database)}.results")
+        cur.execute("USE results_text_test")
+        nasty = ["it's", "back\\slash", "new\nline", "tab\there", "nul\x00byte", "ctrl-z\x1a", "crlf\r\n",
+                 "ünïcødé ✓ 𝄞", "%s %(x)s", "\\N", "", "end\\"]
+        results = [Result(i + 1, 0.1 * i, json.dumps({"k": text}), text) for i, text in enumerate(nasty)]
+        results.append(Result(len(nasty) + 1))
+        writer.write(cur, 9, results)
+        cur.execute("SELECT seq, score, output, error FROM results WHERE request_id = 9 ORDER BY seq")
+        got = cur.fetchall()
+        assert [g[3] for g in got] == nasty + [None]
+        assert [g[1] for g in got] == [r.score for r in results]
+        assert [json.loads(g[2])["k"] for g in got[:-1]] == nasty and got[-1][2] is None
+        with pytest.raises(DuplicateResult):
+            writer.write(cur, 9, results[:1])
+    finally:
+        writer.close()
+        conn.cursor().execute("DROP DATABASE IF EXISTS results_text_test")
+        conn.close()
 
 
 def test_two_connections_racing_never_claim_the_same_chunk(surface):
@@ -39,7 +61,8 @@ def test_two_connections_racing_never_claim_the_same_chunk(surface):
     request = next(cur.stored_results()).fetchone()[0]
     cur.execute("SELECT COUNT(*) FROM predict_queue WHERE request_id = %s", (request,))
     chunks = cur.fetchone()[0]
-    assert chunks == 40
+    cur.execute("SELECT value FROM settings WHERE name = 'chunk_rows'")
+    assert chunks == -(-40_000 // int(cur.fetchone()[0])) > 1
     claimed: dict[str, list[int]] = {"a": [], "b": []}
     start = threading.Barrier(2)
 

@@ -41,6 +41,29 @@ def test_db_local_start_status_stop(tmp_path):
     assert _mlbridge("db", "local", "stop", env=env).stdout.strip() == "not running"
 
 
+def test_a_killed_private_database_comes_back_on_its_port(tmp_path):
+    """After kill -9 its connections linger in TIME_WAIT; a restart must still take the same port,
+    or bridges and clients would look for it where it no longer is."""
+    from mlbridge.db import connect
+    from mlbridge.db.local import LocalServer
+
+    server = LocalServer(tmp_path / "db")
+    dsn = server.start()
+    try:
+        conns = [connect(dsn, database=False) for _ in range(3)]
+        for conn in conns:
+            conn.cursor().execute("SELECT 1")
+        os.kill(server.pid(), signal.SIGKILL)
+        time.sleep(1)
+        again = server.start()
+        assert again.port == dsn.port
+        conn = connect(again, database=False)
+        conn.close()
+    finally:
+        server.stop()
+        shutil.rmtree(server.root, ignore_errors=True)
+
+
 def test_commands_without_a_database_say_what_to_do(tmp_path):
     env = {**os.environ, "MLBRIDGE_RUN_DIR": str(tmp_path / "empty")}
     env.pop("MLBRIDGE_DSN", None)

@@ -161,18 +161,30 @@ def test_several_bridges_score_every_row_exactly_once(dsn, db, bc_model, model_s
 
     from ..procs import free_port
 
-    request = _big_request(dsn, db, copies=20)  # 11,380 rows, 12 chunks
+    cur = db.cursor()
+    cur.execute("UPDATE settings SET value = '1024' WHERE name = 'chunk_rows'")
+    try:
+        request = _big_request(dsn, db, copies=20)  # 11,380 rows, 12 chunks
+    finally:
+        cur.execute("UPDATE settings SET value = '4096' WHERE name = 'chunk_rows'")
     port = free_port()
     with start_bridge(dsn, model_server.target, tmp_path, "--metrics-port", str(port)) as watched, \
             start_bridge(dsn, model_server.target, tmp_path):
         status = _wait_done(dsn, request)
-        with urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as reply:
-            metrics = reply.read().decode()
+        deadline = time.monotonic() + 60
+        while True:  # the watched bridge may still be starting when the others are done
+            try:
+                with urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as reply:
+                    metrics = reply.read().decode()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
     assert status["status"] == "done"
     _assert_each_row_once(db, request, 569 * 20)
     # The metrics of one bridge agree with the chunks the queue says it closed.
     bridge_id = re.search(r"bridge (\S+): queue", watched.output()).group(1)
-    cur = db.cursor()
     cur.execute("SELECT COALESCE(SUM(seq_to - seq_from + 1), 0), COUNT(*) FROM predict_queue "
                 "WHERE state = 'done' AND owner = %s", (bridge_id,))
     rows, chunks = cur.fetchone()

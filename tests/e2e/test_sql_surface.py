@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import uuid
 
+import mysql.connector
 import pytest
 
 from mlbridge.db import connect
@@ -51,7 +52,10 @@ def catalog(surface):
 def _count(dsn, table="requests") -> int:
     conn = connect(dsn)
     cur = conn.cursor()
-    cur.execute(f"SELECT COUNT(*) FROM {table}")
+    if table == "rows tables":
+        cur.execute("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s", (f"{dsn.database}_data",))
+    else:
+        cur.execute(f"SELECT COUNT(*) FROM {table}")
     n = cur.fetchone()[0]
     conn.close()
     return n
@@ -93,7 +97,8 @@ def test_install_twice_changes_nothing(surface):
     ],
 )
 def test_bad_input_is_refused_and_nothing_is_queued(catalog, model, query, options, message):
-    before = (_count(catalog), _count(catalog, "request_rows"), _count(catalog, "predict_queue"))
+    before = (_count(catalog), _count(catalog, "results"), _count(catalog, "predict_queue"),
+              _count(catalog, "rows tables"))
     quoted = [text.replace(chr(39), chr(39) * 2) for text in (model, query)]
     sql = f"CALL mlbridge.predict_scores('{quoted[0]}', '{quoted[1]}', {options})"
     done = sql_cli(catalog, sql)
@@ -103,7 +108,8 @@ def test_bad_input_is_refused_and_nothing_is_queued(catalog, model, query, optio
         assert message in done.stderr, done.stderr
     else:
         assert "ERROR 1064" in done.stderr, done.stderr  # passes through unchanged
-    assert (_count(catalog), _count(catalog, "request_rows"), _count(catalog, "predict_queue")) == before
+    assert (_count(catalog), _count(catalog, "results"), _count(catalog, "predict_queue"),
+            _count(catalog, "rows tables")) == before
 
 
 def test_unknown_column_in_the_callers_own_query_passes_through(catalog):
@@ -111,7 +117,7 @@ def test_unknown_column_in_the_callers_own_query_passes_through(catalog):
     assert "ERROR 1054" in done.stderr and "nope" in done.stderr
 
 
-def test_async_queues_chunks_and_reports_status(catalog):
+def test_async_queues_typed_rows_in_chunks_and_reports_status(catalog):
     db = connect(catalog)
     done = sql_cli(catalog, "CALL mlbridge.predict_scores('sqlfake:1', "
                             "'SELECT id, f1, f2, note FROM sqltest.t WHERE id <= 2100;', '{\"async\": true}')")
@@ -120,16 +126,29 @@ def test_async_queues_chunks_and_reports_status(catalog):
     status = parse_tsv(sql_cli(catalog, f"CALL mlbridge.request_status({request})").stdout)[0]
     assert status["status"] == "pending" and status["rows_total"] == "2100" and status["model"] == "sqlfake:1"
     cur = db.cursor()
+    cur.execute("UPDATE settings SET value = '1024' WHERE name = 'chunk_rows'")
+    try:
+        done = sql_cli(catalog, "CALL mlbridge.predict_scores('sqlfake:1', "
+                                "'SELECT id, f1, f2 FROM sqltest.t WHERE id <= 2100', '{\"async\": true}')")
+    finally:
+        cur.execute("UPDATE settings SET value = '4096' WHERE name = 'chunk_rows'")
+    small = int(parse_tsv(done.stdout)[0]["request_id"])
     cur.execute("SELECT seq_from, seq_to, state, priority FROM predict_queue WHERE request_id = %s ORDER BY id",
-                (request,))
+                (small,))
     assert cur.fetchall() == [(1, 1024, "pending", 1), (1025, 2048, "pending", 1), (2049, 2100, "pending", 1)]
-    cur.execute("SELECT seq, row_key, features FROM request_rows WHERE request_id = %s AND seq IN (1, 2100)",
-                (request,))
+    # the rows keep the types the SELECT gave them: inputs only, in model order, the key whole
+    cur.execute("SELECT rows_table FROM requests WHERE id = %s", (request,))
+    table = cur.fetchone()[0]
+    assert table == f"rows_{request}"
+    cur.execute(f"SELECT seq, k, i1, i2 FROM {catalog.database}_data.{table} WHERE seq IN (1, 2100) ORDER BY seq")
     rows = cur.fetchall()
-    assert rows[0][1] == "1" and json.loads(rows[0][2]) == [0.5, 2.0]  # inputs only, in model order
-    assert rows[1][1] == "2100"
-    cancel = parse_tsv(sql_cli(catalog, f"CALL mlbridge.request_cancel({request})").stdout)[0]
-    assert cancel["status"] == "cancelled"
+    assert rows[0] == (1, 1, 0.5, 2.0) and rows[1][:2] == (2100, 2100)
+    cur.execute("SELECT COLUMN_NAME, DATA_TYPE FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s "
+                "AND TABLE_NAME = %s ORDER BY ORDINAL_POSITION", (f"{catalog.database}_data", table))
+    assert cur.fetchall()[1:] == [("k", "int"), ("repeated", "int"), ("i1", "double"), ("i2", "double")]
+    for rid in (request, small):
+        cancel = parse_tsv(sql_cli(catalog, f"CALL mlbridge.request_cancel({rid})").stdout)[0]
+        assert cancel["status"] == "cancelled"
     cur.execute("SELECT COUNT(*) FROM predict_queue WHERE request_id = %s AND state <> 'cancelled'", (request,))
     assert cur.fetchone()[0] == 0
 
@@ -157,25 +176,21 @@ def test_null_and_repeated_keys_fail_at_queue_time(catalog):
     assert (status["rows_total"], status["rows_failed"], status["status"]) == ("4", "3", "pending")
 
 
-def test_waiting_needs_autocommit(catalog):
+@pytest.mark.parametrize("options", ["NULL", "'{\"async\": true}'"], ids=["waiting", "async"])
+def test_queueing_refuses_an_open_transaction(catalog, options):
+    """Queueing is a transaction of its own: inside the caller's, its locks would be held for as
+    long as the caller idles, and the rows table it creates would commit the caller's work."""
+    before = _count(catalog)
     for prefix in ("SET autocommit = 0;", "START TRANSACTION;"):
-        done = sql_cli(catalog, prefix + "CALL mlbridge.predict_scores('sqlfake', 'SELECT id, f1, f2 FROM sqltest.t', NULL)")
-        assert "needs autocommit on and no open transaction" in done.stderr
-
-
-def test_async_inside_a_transaction_queues_on_commit(catalog):
-    dsn = catalog
-    conn = connect(dsn, autocommit=False)
+        done = sql_cli(catalog, prefix + f"CALL mlbridge.predict_scores('sqlfake', 'SELECT id, f1, f2 FROM sqltest.t', "
+                                         f"{options})")
+        assert "queues in a transaction of its own: COMMIT first and SET autocommit = 1" in done.stderr
+    conn = connect(catalog, autocommit=False)
     cur = conn.cursor()
-    cur.callproc("predict_scores", ("sqlfake", "SELECT id, f1, f2 FROM sqltest.t WHERE id <= 5", '{"async": true}'))
-    request = next(cur.stored_results()).fetchone()[0]
-    conn.rollback()
-    other = connect(dsn)
-    c2 = other.cursor()
-    c2.execute("SELECT COUNT(*) FROM requests WHERE id = %s", (request,))
-    assert c2.fetchone()[0] == 0  # rolled back with the caller's transaction: nothing half-queued
-    other.close()
+    with pytest.raises(mysql.connector.Error, match="transaction of its own"):
+        cur.callproc("predict_scores", ("sqlfake", "SELECT id, f1, f2 FROM sqltest.t WHERE id <= 5", options.strip("'")))
     conn.close()
+    assert _count(catalog) == before
 
 
 def test_timeout_leaves_the_request_queued(catalog):
@@ -246,9 +261,11 @@ def test_routines_are_defined_by_the_locked_account(catalog):
     routines = {name: (definer, security) for name, definer, security in cur.fetchall()}
     assert set(routines) == {path.stem for path in routine_files()}
     assert {definer for definer, _ in routines.values()} == {"mlbridge_definer@localhost"}
-    # Only the routines that run the caller's own SELECT (or only parse options) are INVOKER.
+    # Only the routines that run the caller's own SELECT or write the caller's own tables (and
+    # those that only parse their arguments) are INVOKER.
     invoker = {name for name, (_, security) in routines.items() if security == "INVOKER"}
-    assert invoker == {"predict_scores", "_stage_query", "_parse_options"}
+    assert invoker == {"predict_scores", "predict_table", "request_wait", "_stage_query", "_write_output",
+                       "_parse_options", "_table_name"}
     conn.close()
     locked = sql_cli(catalog, "SELECT 1", user="mlbridge_definer")
     assert locked.returncode != 0 and ("locked" in locked.stderr.lower() or "denied" in locked.stderr.lower())

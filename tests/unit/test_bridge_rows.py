@@ -1,17 +1,24 @@
+import datetime as dt
+import decimal
 import json
+import math
 
 import numpy as np
 import pytest
 
 from mlbridge.bridge import rows as r
 
+F32 = r.Input("a", "float32")
 
-def _rows(*features):
-    return [r.Row(seq=i + 1, key=str(i + 1), features=json.dumps(f)) for i, f in enumerate(features)]
+
+def _batch(rows, specs):
+    """rows: one list of values per row, in specs order."""
+    columns = [list(c) for c in zip(*rows)]
+    return r.build_batch(list(range(1, len(rows) + 1)), columns, specs)
 
 
 def test_build_batch_converts_in_input_order():
-    batch = r.build_batch(_rows([1, 2.5], [3, "4.5"]), ["a", "b"], {"a": "float32", "b": "float64"})
+    batch = _batch([[1, 2.5], [3, decimal.Decimal("4.5")]], [r.Input("a", "float32"), r.Input("b", "float64")])
     assert not batch.failed
     assert batch.inputs["a"].dtype == np.float32 and batch.inputs["a"].tolist() == [1.0, 3.0]
     assert batch.inputs["b"].dtype == np.float64 and batch.inputs["b"].tolist() == [2.5, 4.5]
@@ -22,31 +29,82 @@ def test_build_batch_converts_in_input_order():
     [
         (None, "float32", "column b: NULL"),
         ("abc", "float32", "column b: \"abc\" is not a number"),
+        ("1_000", "float64", "\"1_000\" is not a number"),
+        ("nan", "float64", "\"nan\" is not a number"),
+        ("inf", "float32", "\"inf\" is not a number"),
+        ("12abc", "float32", "is not a number"),
+        ("", "float32", "is not a number"),
+        (math.nan, "float32", "not a finite number"),
+        (math.inf, "float64", "not a finite number"),
         (1e300, "float32", "out of range for float32"),
+        (10**400, "float64", "out of range for float64"),
+        ("9" * 400, "float64", "not a finite number"),
+        (decimal.Decimal("1e400"), "float64", "not a finite number"),
         (2.5, "int64", "not a whole number"),
         (300, "int8", "out of range for int8"),
+        (dt.date(2024, 1, 2), "float32", "is not a number"),
+        (b"\xff\xfe", "float32", "binary data is not a number"),
         ([1, 2], "float32", "is not a number"),
         ({"x": 1}, "float32", "is not a number"),
         (7, "bool", "not true/false"),
+        (None, "int64", "column b: NULL"),
     ],
 )
 def test_bad_value_fails_its_row_alone_naming_the_column(value, dtype, fragment):
-    batch = r.build_batch(_rows([1, 0], [1, value], [5, 1]), ["a", "b"], {"a": "float32", "b": dtype})
+    batch = _batch([[1, 0], [1, value], [5, 1]], [F32, r.Input("b", dtype)])
     assert [f.seq for f in batch.failed] == [2]
     assert fragment in batch.failed[0].error and batch.failed[0].error.startswith("mlbridge: ")
-    assert [row.seq for row in batch.rows] == [1, 3]
-    assert len(batch.inputs["a"]) == 2
+    assert batch.seqs == [1, 3]
+    assert len(batch.inputs["a"]) == 2 and batch.inputs["a"].tolist() == [1.0, 5.0]
 
 
-def test_wrong_number_of_values_fails_the_row():
-    batch = r.build_batch(_rows([1]), ["a", "b"], {"a": "float32", "b": "float32"})
-    assert batch.failed and "1 values for 2 inputs" in batch.failed[0].error
+def test_complete_numbers_in_text_are_taken():
+    batch = _batch([[" 12 "], ["-1.5e3"], [".5"], ["+7."]], [r.Input("a", "float64")])
+    assert not batch.failed and batch.inputs["a"].tolist() == [12.0, -1500.0, 0.5, 7.0]
+    batch = _batch([["12"], [decimal.Decimal("3")], [True]], [r.Input("a", "int64")])
+    assert not batch.failed and batch.inputs["a"].tolist() == [12, 3, 1]
 
 
-def test_strings_and_bools():
-    batch = r.build_batch(_rows(["x", True], ["y", 0]), ["s", "t"], {"s": "string", "t": "bool"})
-    assert batch.inputs["s"].tolist() == [b"x", b"y"]
-    assert batch.inputs["t"].tolist() == [True, False]
+def test_strings_dates_and_bools():
+    specs = [r.Input("s", "string"), r.Input("t", "bool")]
+    rows = [["x", True], [dt.date(2024, 5, 1), 0], [dt.datetime(2024, 5, 1, 13, 45), 1], [bytearray(b"raw"), 1],
+            [decimal.Decimal("1.50"), 0], [42, 1]]
+    batch = _batch(rows, specs)
+    assert not batch.failed
+    assert batch.inputs["s"].tolist() == [b"x", b"2024-05-01", b"2024-05-01T13:45:00", b"raw", b"1.50", b"42"]
+    assert batch.inputs["t"].tolist() == [True, False, True, True, False, True]
+
+
+def test_null_is_a_missing_value_where_the_model_takes_one():
+    specs = [r.Input("x", "float32", missing=True), r.Input("s", "string", missing=True)]
+    batch = _batch([[None, None], [1.5, "a"]], specs)
+    assert not batch.failed
+    assert math.isnan(batch.inputs["x"][0]) and batch.inputs["x"][1] == 1.5
+    assert batch.inputs["s"].tolist() == [b"", b"a"]
+
+
+def test_a_row_with_several_bad_values_fails_once_naming_the_first():
+    batch = _batch([[None, "x"], [1.0, 2.0]], [r.Input("a", "float32"), r.Input("b", "float32")])
+    assert [f.seq for f in batch.failed] == [1] and "column a" in batch.failed[0].error
+
+
+def test_fast_numeric_path_agrees_with_the_value_by_value_path():
+    rng = np.random.default_rng(0)
+    values = rng.normal(size=50).tolist()
+    spec = r.Input("a", "float32")
+    fast, errors = r.convert_column(values, spec)
+    assert isinstance(fast, np.ndarray) and not errors
+    slow = [r.convert_value(v, spec) for v in values]
+    np.testing.assert_array_equal(np.asarray(fast, np.float32), np.asarray(slow, np.float32))
+    values[7] = None
+    _, errors = r.convert_column(values, spec)
+    assert list(errors) == [7] and "NULL" in errors[7]
+
+
+def test_json_rows_of_the_first_schema():
+    seqs, columns, failed = r.json_columns([1, 2, 3], ["[1, 2]", "[1]", "not json"], ["a", "b"])
+    assert seqs == [1] and columns == [[1], [2]]
+    assert [f.seq for f in failed] == [2, 3] and "1 values for 2 inputs" in failed[0].error
 
 
 def test_pick_score_output():
@@ -57,66 +115,48 @@ def test_pick_score_output():
     assert r.pick_score_output(["a", "score"], "missing") == "score"
 
 
-def test_result_rows_score_and_output_json():
-    rows = _rows([1], [2])
+def test_results_score_and_output_json():
     out = {"score": np.array([0.25, 0.75], np.float32), "label": np.array([0, 1], np.int64),
            "probs": np.array([[0.75, 0.25], [0.25, 0.75]], np.float32)}
-    got = r.result_rows(rows, out, "score")
-    assert [g[0] for g in got] == [1, 2]
-    assert got[1][2] == pytest.approx(0.75)
-    assert json.loads(got[1][3]) == {"score": 0.75, "label": 1, "probs": [0.25, 0.75]}
-    assert got[0][4] is None
+    got = r.results([1, 2], out, "score")
+    assert [g.seq for g in got] == [1, 2]
+    assert got[1].score == pytest.approx(0.75)
+    assert json.loads(got[1].output) == {"score": 0.75, "label": 1, "probs": [0.25, 0.75]}
+    assert got[0].error is None
 
 
-def test_result_rows_without_a_score_output_fail_with_a_fix():
-    got = r.result_rows(_rows([1]), {"a": np.array([1.0]), "b": np.array([2.0])}, None)
-    assert got[0][2] is None and "set models.score_output" in got[0][4]
+def test_results_without_a_score_output_fail_with_a_fix():
+    got = r.results([1], {"a": np.array([1.0]), "b": np.array([2.0])}, None)
+    assert got[0].score is None and "set models.score_output" in got[0].error
 
 
-def test_result_rows_non_scalar_score_and_nan():
-    got = r.result_rows(_rows([1]), {"score": np.array([[0.1, 0.9]])}, "score")
-    assert "holds 2 values per row" in got[0][4]
-    got = r.result_rows(_rows([1]), {"score": np.array([np.nan])}, "score")
-    assert got[0][2] is None and "non-finite" in got[0][4]
+def test_results_non_scalar_score_and_nan():
+    got = r.results([1], {"score": np.array([[0.1, 0.9]])}, "score")
+    assert "holds 2 values per row" in got[0].error
+    got = r.results([1], {"score": np.array([np.nan])}, "score")
+    assert got[0].score is None and "non-finite" in got[0].error
 
 
-def test_result_rows_refuses_outputs_of_the_wrong_length():
+def test_results_refuse_outputs_of_the_wrong_length():
     with pytest.raises(ValueError, match="not one entry per row"):
-        r.result_rows(_rows([1], [2]), {"score": np.array([0.5])}, "score")
-
-
-def test_fast_numeric_path_agrees_with_the_row_by_row_path(monkeypatch):
-    rng = np.random.default_rng(0)
-    values = rng.normal(size=(50, 3)).tolist()
-    values[7][1] = None  # sends the chunk down the row-by-row path
-    rows = _rows(*values)
-    dtypes = {"a": "float32", "b": "float64", "c": "float32"}
-    clean = [row for row in rows if row.seq != 8]
-    fast = r.build_batch(clean, ["a", "b", "c"], dtypes)
-    assert r._build_numeric(clean, ["a", "b", "c"], dtypes) is not None
-    mixed = r.build_batch(rows, ["a", "b", "c"], dtypes)
-    assert [f.seq for f in mixed.failed] == [8] and "column b: NULL" in mixed.failed[0].error
-    for name in dtypes:
-        assert fast.inputs[name].dtype == mixed.inputs[name].dtype
-        np.testing.assert_array_equal(fast.inputs[name], mixed.inputs[name])
+        r.results([1, 2], {"score": np.array([0.5])}, "score")
 
 
 def test_fast_and_general_result_paths_agree():
-    rows = _rows(*([i] for i in range(40)))
+    seqs = list(range(1, 41))
     rng = np.random.default_rng(1)
     outputs = {"score": rng.random(40).astype(np.float32), "label": rng.integers(0, 2, 40),
                "value": rng.normal(size=40)}
-    fast = r._fast_result_rows(rows, outputs, "score")
+    fast = r._fast_results(seqs, outputs, "score")
     assert fast is not None
-    general = r.result_rows(rows, {**outputs, "extra": np.zeros((40, 2))}, "score")
+    general = r.results(seqs, {**outputs, "extra": np.zeros((40, 2))}, "score")
     for a, b in zip(fast, general):
-        assert a[:3] == b[:3] and a[4] is None and b[4] is None
-        assert json.loads(a[3]) == {k: v for k, v in json.loads(b[3]).items() if k != "extra"}
-    assert json.loads(fast[0][3])["score"] == float(outputs["score"][0])
+        assert (a.seq, a.score) == (b.seq, b.score) and a.error is None and b.error is None
+        assert json.loads(a.output) == {k: v for k, v in json.loads(b.output).items() if k != "extra"}
+    assert json.loads(fast[0].output)["score"] == float(outputs["score"][0])
 
 
 def test_non_finite_outputs_become_null_in_valid_json():
-    rows = _rows([1], [2])
-    got = r.result_rows(rows, {"score": np.array([0.5, np.inf]), "other": np.array([np.nan, 1.0])}, "score")
-    assert json.loads(got[0][3]) == {"score": 0.5, "other": None} and got[0][4] is None
-    assert got[1][2] is None and "non-finite" in got[1][4] and json.loads(got[1][3])["score"] is None
+    got = r.results([1, 2], {"score": np.array([0.5, np.inf]), "other": np.array([np.nan, 1.0])}, "score")
+    assert json.loads(got[0].output) == {"score": 0.5, "other": None} and got[0].error is None
+    assert got[1].score is None and "non-finite" in got[1].error and json.loads(got[1].output)["score"] is None

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from ..metrics import serve_metrics
 
+STAGES = ("claim", "read", "convert", "predict", "write")
+
 
 class NoMetrics:
     """Records nothing: no metrics port was asked for."""
@@ -18,6 +20,9 @@ class NoMetrics:
         pass
 
     def db_error(self) -> None:
+        pass
+
+    def stage(self, name: str, seconds: float) -> None:
         pass
 
 
@@ -41,11 +46,19 @@ class PrometheusMetrics(NoMetrics):
             buckets=(0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
         )
         self._db_errors = Counter("mlbridge_bridge_db_errors", "Database errors that made the bridge reconnect.")
+        self._stage_seconds = Counter(
+            "mlbridge_bridge_stage_seconds",
+            "Seconds spent per stage of the pipeline: claim (claiming chunks), read (their rows), "
+            "convert (values to tensors, outputs to results), predict (the model server), write (results and close).",
+            ["stage"],
+        )
         # Every series exists from the start, at 0: an idle bridge reports 0 rows, not nothing.
         for result in ("scored", "failed"):
             self._rows.labels(result)
         for outcome in ("done", "failed", "released", "retried", "lost"):
             self._chunks.labels(outcome)
+        for stage in STAGES:
+            self._stage_seconds.labels(stage)
 
     def rows(self, scored: int, failed: int) -> None:
         self._rows.labels("scored").inc(scored)
@@ -61,6 +74,9 @@ class PrometheusMetrics(NoMetrics):
 
     def db_error(self) -> None:
         self._db_errors.inc()
+
+    def stage(self, name: str, seconds: float) -> None:
+        self._stage_seconds.labels(name).inc(seconds)
 
 
 def start(port: int | None, host: str = "0.0.0.0") -> NoMetrics:

@@ -1,5 +1,5 @@
-"""The bridge's side of predict_queue: claim, read, close, give back, sweep. Each call is one
-short transaction; no lock is held while a chunk is being scored."""
+"""The life cycle of a chunk of predict_queue: claim, close, give back, retry, sweep. Each call is
+one short transaction; no lock is held while a chunk is being scored."""
 
 from __future__ import annotations
 
@@ -7,10 +7,9 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import mysql.connector
-from mysql.connector import errorcode
-
 from ..db import query, retry_transaction
+from .rows import Result
+from .sink import DuplicateResult, ResultWriter
 
 
 @dataclass
@@ -53,34 +52,17 @@ class Queue:
 
         return retry_transaction(self.conn, work)
 
-    def rows(self, chunk: Chunk) -> list[tuple]:
-        cur = self.conn.cursor()
-        try:
-            cur.execute(query("chunk_rows"), (chunk.request_id, chunk.seq_from, chunk.seq_to))
-            return cur.fetchall()
-        finally:
-            cur.close()
-
-    def fetch_one(self, name: str, params: tuple):
-        cur = self.conn.cursor()
-        try:
-            cur.execute(query(name), params)
-            return cur.fetchone()
-        finally:
-            cur.close()
-
-    def close(self, chunk: Chunk, results: Sequence[tuple], *, state: str = "done",
+    def close(self, chunk: Chunk, results: Sequence[Result], writer: ResultWriter, *, state: str = "done",
               error: str | None = None) -> bool:
         """Write a chunk's results and close it, in one transaction, only while our claim holds.
-        results: (seq, key, score, output_json, error). False when the claim was lost."""
+        False when the claim was lost (nothing is written)."""
 
         def work(cur):
             cur.execute(query("close_chunk"), (state, chunk.id, self.owner))
             if cur.rowcount == 0:
                 return False
-            if results:
-                cur.execute(query("insert_results").replace("{values}", results_values(chunk.request_id, results)))
-            failed = sum(1 for r in results if r[4] is not None)
+            writer.write(cur, chunk.request_id, results)
+            failed = sum(1 for r in results if r.error is not None)
             cur.execute(query("request_progress"), {
                 "done": len(results) - failed, "failed": failed, "error": error, "request": chunk.request_id,
             })
@@ -88,9 +70,7 @@ class Queue:
 
         try:
             return retry_transaction(self.conn, work)
-        except mysql.connector.IntegrityError as exc:
-            if exc.errno != errorcode.ER_DUP_ENTRY:
-                raise
+        except DuplicateResult:
             # Another bridge wrote these rows' results already (the transaction was rolled
             # back): ours are not written twice.
             return False
@@ -125,26 +105,6 @@ class Queue:
             return exhausted
 
         return retry_transaction(self.conn, work)
-
-
-# MySQL string literal escapes (the bridge's sessions keep backslash escapes on: see
-# mlbridge.bridge.worker). Building the VALUES list here costs a fraction of executemany's
-# per-row parameter substitution, which was a third of the bridge's time.
-_ESCAPES = str.maketrans({"\\": "\\\\", "'": "\\'", "\x00": "\\0", "\n": "\\n", "\r": "\\r", "\x1a": "\\Z"})
-
-
-def sql_text(value: str | None) -> str:
-    return "NULL" if value is None else "'" + value.translate(_ESCAPES) + "'"
-
-
-def results_values(request_id: int, results: Sequence[tuple]) -> str:
-    """`(request_id, seq, key, score, output, error), ...` for results (seq, key, score, output, error)."""
-    rid = int(request_id)
-    return ",".join(
-        f"({rid},{int(seq)},{sql_text(key)},{'NULL' if score is None else repr(float(score))},"
-        f"{sql_text(output)},{sql_text(error)})"
-        for seq, key, score, output, error in results
-    )
 
 
 def backoff(attempt: int, base: float = 0.2, cap: float = 30.0) -> float:

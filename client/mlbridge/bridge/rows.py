@@ -1,13 +1,28 @@
-"""Turn a chunk's rows into model inputs, and model outputs into result rows. Pure logic.
+"""Turn a chunk's typed values into model inputs, and model outputs into results. Pure logic.
 
-A row that cannot be fed to the model fails alone, with a message naming the column and the
-problem; the rest of its batch is still scored.
+Values arrive as the database gives them over the binary protocol (float, int, Decimal, str,
+bytes, date, datetime, None) or as JSON gives them (rows queued before typed rows, predict_row).
+Each input column is converted to the model's dtype in one numpy call where it can be, and value
+by value where it cannot: a value that does not fit fails its own row, with a message naming the
+column and the problem, and the rest of the batch is still scored.
+
+The wire contract for values (see README, "Values"):
+- numbers and integers as the model's numeric dtype; text that is a complete number (`12`,
+  `-1.5e3`) is taken for a numeric input, anything else (`1_000`, `nan`, `12abc`) is refused;
+- strings as UTF-8 bytes; dates and datetimes as ISO-8601 strings (`2024-05-01`,
+  `2024-05-01T13:45:00`);
+- NULL as a missing value: NaN for a float input and the empty string for a string input when
+  the model takes missing values (its catalog input says `"missing": true`); otherwise the row
+  fails naming the column.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import decimal
 import json
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,121 +33,230 @@ FLOAT_DTYPES = {"float16": np.float16, "float32": np.float32, "float64": np.floa
 INT_DTYPES = {"int8": np.int8, "int16": np.int16, "int32": np.int32, "int64": np.int64,
               "uint8": np.uint8, "uint16": np.uint16, "uint32": np.uint32, "uint64": np.uint64}
 
+# A complete decimal number, as SQL writes one: no digit separators, no words (nan, inf).
+_NUMBER = re.compile(r"\s*[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?\s*")
+
+
+@dataclass(frozen=True)
+class Input:
+    """One model input: its name, dtype and whether the model takes missing values."""
+
+    name: str
+    dtype: str
+    missing: bool = False
+
 
 @dataclass
-class Row:
-    seq: int
-    key: str | None
-    features: str  # the JSON array from request_rows
+class Result:
+    """What becomes of one row: a score and the model's outputs as JSON, or an error."""
 
-
-@dataclass
-class Failed:
     seq: int
-    key: str | None
-    error: str
+    score: float | None = None
+    output: str | None = None
+    error: str | None = None
 
 
 @dataclass
 class Batch:
-    """The rows that passed conversion, and the arrays to send, one per model input."""
+    """The rows that passed conversion, the arrays to send (one per model input), and the rows
+    that failed with their errors."""
 
-    rows: list[Row] = field(default_factory=list)
+    seqs: list[int] = field(default_factory=list)
     inputs: dict[str, np.ndarray] = field(default_factory=dict)
-    failed: list[Failed] = field(default_factory=list)
+    failed: list[Result] = field(default_factory=list)
+
+    def take(self, index: slice) -> Batch:
+        return Batch(self.seqs[index], {k: v[index] for k, v in self.inputs.items()})
 
 
-def convert_value(value: Any, column: str, dtype: str) -> Any:
-    """One JSON value to what `dtype` holds; ValueError with a message naming the column."""
-    if value is None:
-        raise ValueError(f"column {column}: NULL, but the model needs a value ({dtype})")
-    if dtype in FLOAT_DTYPES or dtype in INT_DTYPES:
-        if isinstance(value, bool):
-            value = int(value)
-        if isinstance(value, str):
-            try:
-                value = float(value.strip())
-            except ValueError:
-                raise ValueError(f"column {column}: {_show(value)} is not a number ({dtype})") from None
-        if not isinstance(value, (int, float)):
-            raise ValueError(f"column {column}: {_show(value)} is not a number ({dtype})")
-        if dtype in FLOAT_DTYPES:
-            if not math.isfinite(value):
-                raise ValueError(f"column {column}: {value!r} is not a finite number")
-            info = np.finfo(FLOAT_DTYPES[dtype])
-            if abs(value) > float(info.max):
-                raise ValueError(f"column {column}: {value!r} is out of range for {dtype}")
-            return value
-        if float(value) != int(value):
-            raise ValueError(f"column {column}: {value!r} is not a whole number ({dtype})")
-        info = np.iinfo(INT_DTYPES[dtype])
-        if not info.min <= int(value) <= info.max:
-            raise ValueError(f"column {column}: {value!r} is out of range for {dtype}")
-        return int(value)
-    if dtype == "string":
-        if isinstance(value, str):
-            return value.encode()
-        return json.dumps(value).encode()
-    if dtype == "bool":
-        if isinstance(value, bool) or value in (0, 1):
-            return bool(value)
-        raise ValueError(f"column {column}: {_show(value)} is not true/false or 0/1")
-    raise ValueError(f"column {column}: the model's input type {dtype} is not supported by the bridge yet")
+class ValueRefused(ValueError):
+    """A value the model input cannot take; the message names the column."""
 
 
 def _show(value: Any) -> str:
-    text = json.dumps(value)
+    if isinstance(value, (bytes, bytearray)):
+        value = bytes(value[:40]).decode("utf-8", "replace")
+    text = json.dumps(value, default=str)
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def build_batch(rows: Sequence[Row], names: Sequence[str], dtypes: dict[str, str]) -> Batch:
-    """Convert rows whose `features` carry `names` in order into one array per model input."""
-    fast = _build_numeric(rows, names, dtypes)
-    if fast is not None:
-        return fast
-    batch = Batch()
-    columns: list[list[Any]] = [[] for _ in names]
-    for row in rows:
+def _as_text(value: Any) -> str:
+    """A value for a string input: dates and datetimes in ISO-8601, numbers as SQL writes them."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dt.datetime):
+        return value.isoformat()
+    if isinstance(value, (dt.date, dt.time)):
+        return value.isoformat()
+    if isinstance(value, dt.timedelta):  # a TIME column: [-]HH:MM:SS
+        seconds = int(value.total_seconds())
+        sign, seconds = ("-", -seconds) if seconds < 0 else ("", seconds)
+        return f"{sign}{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, (int, decimal.Decimal)):
+        return str(value)
+    return json.dumps(value, separators=(",", ":"))
+
+
+def convert_value(value: Any, spec: Input) -> Any:
+    """One value to what `spec.dtype` holds; ValueRefused with a message naming the column."""
+    column, dtype = spec.name, spec.dtype
+    if value is None:
+        if spec.missing and dtype in FLOAT_DTYPES:
+            return math.nan
+        if spec.missing and dtype == "string":
+            return b""
+        raise ValueRefused(f"column {column}: NULL, but the model needs a value ({dtype})")
+    if dtype in FLOAT_DTYPES or dtype in INT_DTYPES:
+        return _number(value, column, dtype)
+    if dtype == "string":
+        if isinstance(value, (bytes, bytearray)):
+            return bytes(value)
+        return _as_text(value).encode()
+    if dtype == "bool":
+        if isinstance(value, bool) or (isinstance(value, (int, decimal.Decimal)) and value in (0, 1)):
+            return bool(value)
+        raise ValueRefused(f"column {column}: {_show(value)} is not true/false or 0/1")
+    raise ValueRefused(f"column {column}: the model's input type {dtype} is not supported by the bridge yet")
+
+
+def _number(value: Any, column: str, dtype: str) -> float | int:
+    if isinstance(value, bool):
+        value = int(value)
+    elif isinstance(value, (bytes, bytearray)):
         try:
-            values = json.loads(row.features)
-            if not isinstance(values, list) or len(values) != len(names):
-                raise ValueError(f"row carries {len(values) if isinstance(values, list) else 0} values "
-                                 f"for {len(names)} inputs")
-            converted = [convert_value(v, name, dtypes[name]) for v, name in zip(values, names)]
-        except ValueError as exc:
-            batch.failed.append(Failed(row.seq, row.key, f"mlbridge: {exc}"))
-            continue
-        batch.rows.append(row)
-        for column, value in zip(columns, converted):
-            column.append(value)
-    for name, column in zip(names, columns):
-        dtype = dtypes[name]
-        np_dtype = FLOAT_DTYPES.get(dtype) or INT_DTYPES.get(dtype) or (np.bool_ if dtype == "bool" else object)
-        batch.inputs[name] = np.asarray(column, dtype=np_dtype)
+            value = bytes(value).decode()
+        except UnicodeDecodeError:
+            raise ValueRefused(f"column {column}: binary data is not a number ({dtype})") from None
+    if isinstance(value, str):
+        if len(value) > 400 and not _NUMBER.fullmatch(value[:400]):
+            raise ValueRefused(f"column {column}: {_show(value)} is not a number ({dtype})")
+        if not _NUMBER.fullmatch(value):
+            raise ValueRefused(f"column {column}: {_show(value)} is not a number ({dtype})")
+        text = value.strip()
+        value = int(text) if dtype in INT_DTYPES and text.lstrip("+-").isdigit() else float(text)
+    elif isinstance(value, decimal.Decimal):
+        value = int(value) if dtype in INT_DTYPES and value == value.to_integral_value() else float(value)
+    elif not isinstance(value, (int, float)):
+        raise ValueRefused(f"column {column}: {_show(value)} is not a number ({dtype})")
+    if dtype in FLOAT_DTYPES:
+        try:
+            value = float(value)
+        except OverflowError:
+            raise ValueRefused(f"column {column}: {_show(value)} is out of range for {dtype}") from None
+        if not math.isfinite(value):
+            raise ValueRefused(f"column {column}: {_show(value)} is not a finite number ({dtype})")
+        if abs(value) > float(np.finfo(FLOAT_DTYPES[dtype]).max):
+            raise ValueRefused(f"column {column}: {_show(value)} is out of range for {dtype}")
+        return value
+    if isinstance(value, float) and (not math.isfinite(value) or value != int(value)):
+        raise ValueRefused(f"column {column}: {_show(value)} is not a whole number ({dtype})")
+    info = np.iinfo(INT_DTYPES[dtype])
+    if not info.min <= int(value) <= info.max:
+        raise ValueRefused(f"column {column}: {_show(value)} is out of range for {dtype}")
+    return int(value)
+
+
+def _numpy_dtype(dtype: str):
+    return FLOAT_DTYPES.get(dtype) or INT_DTYPES.get(dtype) or (np.bool_ if dtype == "bool" else object)
+
+
+def _fast_column(values: Sequence[Any], spec: Input) -> tuple[np.ndarray, list[int]] | None:
+    """A whole float column in one numpy call: (array, indexes of values to look at one by one),
+    or None when the column holds anything but plain numbers."""
+    if spec.dtype not in FLOAT_DTYPES:
+        return None
+    try:
+        array = np.array(values, dtype=np.float64)  # None becomes NaN: looked at below
+    except (TypeError, ValueError, OverflowError):
+        return None
+    if array.ndim != 1:
+        return None
+    limit = float(np.finfo(FLOAT_DTYPES[spec.dtype]).max)
+    with np.errstate(invalid="ignore"):
+        bad = ~(np.abs(array) <= limit)  # NaN, infinities, out of range, NULL
+    return array, np.flatnonzero(bad).tolist()
+
+
+def convert_column(values: Sequence[Any], spec: Input) -> tuple[np.ndarray | list, dict[int, str]]:
+    """The column as an array of the input's dtype, and {row index: error} for the values that
+    do not fit (their slots hold a placeholder)."""
+    errors: dict[int, str] = {}
+    # numpy would parse text itself, leniently: text goes value by value, through the strict check
+    plain = not any(isinstance(v, (str, bytes, bytearray, bool)) for v in values)
+    fast = _fast_column(values, spec) if plain else None
+    if fast is not None:
+        array, look = fast
+        for i in look:
+            try:
+                array[i] = convert_value(values[i], spec)
+            except ValueRefused as exc:
+                errors[i] = str(exc)
+                array[i] = 0.0
+        return array, errors
+    out: list[Any] = []
+    placeholder = b"" if spec.dtype == "string" else (False if spec.dtype == "bool" else 0)
+    for i, value in enumerate(values):
+        try:
+            out.append(convert_value(value, spec))
+        except ValueRefused as exc:
+            errors[i] = str(exc)
+            out.append(placeholder)
+    return out, errors
+
+
+def build_batch(seqs: Sequence[int], columns: Sequence[Sequence[Any]], specs: Sequence[Input]) -> Batch:
+    """Convert rows given as columns (one sequence of values per input, in `specs` order) into
+    one array per model input; rows with a value that does not fit fail alone."""
+    errors: dict[int, str] = {}
+    arrays = []
+    for values, spec in zip(columns, specs):
+        array, column_errors = convert_column(values, spec)
+        for i, message in column_errors.items():
+            errors.setdefault(i, message)
+        arrays.append(array)
+    batch = Batch()
+    if errors:
+        keep = [i for i in range(len(seqs)) if i not in errors]
+        batch.failed = [Result(seqs[i], error=f"mlbridge: {errors[i]}") for i in sorted(errors)]
+        batch.seqs = [seqs[i] for i in keep]
+        index = np.array(keep, dtype=np.intp)
+        for array, spec in zip(arrays, specs):
+            batch.inputs[spec.name] = np.asarray(array, dtype=_numpy_dtype(spec.dtype))[index]
+    else:
+        batch.seqs = list(seqs)
+        for array, spec in zip(arrays, specs):
+            batch.inputs[spec.name] = np.asarray(array, dtype=_numpy_dtype(spec.dtype))
     return batch
 
 
-def _build_numeric(rows: Sequence[Row], names: Sequence[str], dtypes: dict[str, str]) -> Batch | None:
-    """The common case in one pass: every input a float and every value a finite number. One JSON
-    parse for the whole chunk and one array conversion; None sends the chunk down the row-by-row
-    path, which finds and names the bad values."""
-    if not rows or any(dtypes[name] not in ("float32", "float64") for name in names):
-        return None
-    try:
-        matrix = np.array(json.loads("[" + ",".join(row.features for row in rows) + "]"), dtype=np.float64)
-    except (ValueError, TypeError):
-        return None
-    if matrix.shape != (len(rows), len(names)) or not np.isfinite(matrix).all():
-        return None
-    inputs = {}
-    for i, name in enumerate(names):
-        column = matrix[:, i]
-        if dtypes[name] == "float32":
-            if np.abs(column).max() > float(np.finfo(np.float32).max):
-                return None
-            column = column.astype(np.float32)
-        inputs[name] = np.ascontiguousarray(column)
-    return Batch(rows=list(rows), inputs=inputs)
+def json_columns(seqs: Sequence[int], texts: Sequence[str],
+                 names: Sequence[str]) -> tuple[list[int], list[list[Any]], list[Result]]:
+    """Rows queued before typed rows carry a JSON array each: (seqs kept, columns, rows that fail)."""
+    columns: list[list[Any]] = [[] for _ in names]
+    failed, kept = [], []
+    for seq, text in zip(seqs, texts):
+        try:
+            values = json.loads(text)
+        except ValueError:
+            values = None
+        if not isinstance(values, list) or len(values) != len(names):
+            got = len(values) if isinstance(values, list) else 0
+            failed.append(Result(seq, error=f"mlbridge: row carries {got} values for {len(names)} inputs"))
+            continue
+        kept.append(seq)
+        for column, value in zip(columns, values):
+            column.append(value)
+    return kept, columns, failed
+
+
+def object_columns(features: str, names: Sequence[str]) -> list[list[Any]]:
+    """predict_row's JSON object as one-value columns, in `names` order (checked at queue time)."""
+    values = json.loads(features)
+    return [[values.get(name)] for name in names]
 
 
 def pick_score_output(outputs: Sequence[str], configured: str | None) -> str | None:
@@ -168,7 +292,7 @@ def _check_shapes(n: int, outputs: dict[str, np.ndarray]) -> None:
             raise ValueError(f"model output {name} has shape {list(array.shape)}, not one entry per row ({n})")
 
 
-def _fast_result_rows(rows: Sequence[Row], outputs: dict[str, np.ndarray], score_output: str | None):
+def _fast_results(seqs: Sequence[int], outputs: dict[str, np.ndarray], score_output: str | None):
     """The common case at the speed of a list comprehension: one value per row in every output,
     all finite numbers. None sends the batch down the general path."""
     if score_output is None or not outputs:
@@ -186,29 +310,35 @@ def _fast_result_rows(rows: Sequence[Row], outputs: dict[str, np.ndarray], score
     # float repr is the shortest text that reads back to the same double, as json.dumps writes it
     template = "{" + ",".join(json.dumps(name).replace("%", "%%") + ":%r" for name in outputs) + "}"
     scores = columns[list(outputs).index(score_output)]
-    return [(row.seq, row.key, float(score), template % values, None)
-            for row, score, values in zip(rows, scores, zip(*columns))]
+    return [Result(seq, float(score), template % values)
+            for seq, score, values in zip(seqs, scores, zip(*columns))]
 
 
-def result_rows(rows: Sequence[Row], outputs: dict[str, np.ndarray], score_output: str | None) -> list[tuple]:
-    """(seq, key, score, output_json, error) for each row from the model's batch outputs."""
-    _check_shapes(len(rows), outputs)
-    fast = _fast_result_rows(rows, outputs, score_output)
+def results(seqs: Sequence[int], outputs: dict[str, np.ndarray], score_output: str | None) -> list[Result]:
+    """A Result for each row from the model's batch outputs."""
+    _check_shapes(len(seqs), outputs)
+    fast = _fast_results(seqs, outputs, score_output)
     if fast is not None:
         return fast
-    results = []
-    for i, row in enumerate(rows):
-        output = {name: _jsonable(array[i]) for name, array in outputs.items()}
-        score, error = None, None
+    found = []
+    for i, seq in enumerate(seqs):
+        output = json.dumps({name: _jsonable(array[i]) for name, array in outputs.items()}, separators=(",", ":"))
         if score_output is None:
-            error = f"mlbridge: the model has outputs {sorted(outputs)} and none is named score; set models.score_output"
-        else:
-            value = np.asarray(outputs[score_output][i]).reshape(-1)
-            if value.size != 1:
-                error = f"mlbridge: model output {score_output} holds {value.size} values per row, not one score"
-            else:
-                score = float(value[0])
-                if not math.isfinite(score):
-                    score, error = None, f"mlbridge: the model gave a non-finite score ({value[0]!r})"
-        results.append((row.seq, row.key, score, json.dumps(output, separators=(",", ":")), error))
-    return results
+            found.append(Result(seq, None, output, f"mlbridge: the model has outputs {sorted(outputs)} and none is "
+                                                    "named score; set models.score_output"))
+            continue
+        value = np.asarray(outputs[score_output][i]).reshape(-1)
+        if value.size != 1:
+            found.append(Result(seq, None, output, f"mlbridge: model output {score_output} holds {value.size} "
+                                                    "values per row, not one score"))
+            continue
+        try:
+            score = float(value[0])
+        except (TypeError, ValueError):
+            found.append(Result(seq, None, output, f"mlbridge: model output {score_output} is not a number"))
+            continue
+        if not math.isfinite(score):
+            found.append(Result(seq, None, output, f"mlbridge: the model gave a non-finite score ({value[0]!r})"))
+            continue
+        found.append(Result(seq, score, output))
+    return found

@@ -1,16 +1,23 @@
-"""The bridge's loop: claim chunks, score them on the model server, write the results back.
+"""The bridge: claim chunks, score them on the model server, write the results back.
 
 Delivery is at least once (a chunk whose bridge dies is claimed again when its lease expires);
 results are exactly once, because a chunk is closed, and its results written, in one transaction
 that only succeeds while this bridge's claim still holds, and results are keyed by (request, row).
+
+Reading, scoring and writing overlap: a fetch thread claims chunks and reads their rows (its own
+connection, binary protocol), the main thread converts and scores them (gRPC), and a write thread
+loads the results and closes the chunks (its own connection). Bounded queues between them keep at
+most a few chunks in flight. A housekeeping thread with a connection of its own sweeps expired
+leases and syncs the catalog, so a lock it waits on never stalls scoring. When the queue is
+empty the fetch thread parks on a connection of its own until a queueing routine wakes it
+(wakeup.py), or until `idle_max` passes.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import random
+import queue as queues
 import signal
 import socket
 import threading
@@ -22,16 +29,23 @@ import mysql.connector
 
 from .. import serving_client as sc
 from ..config import Dsn
-from ..db import connect
+from ..db import connect, query
+from ..db.install import data_schema
 from ..errors import MlbridgeError
 from . import rows as rowlib
-from .catalog import sync_catalog
+from .catalog import Catalog, sync_catalog
 from .heartbeat import Heartbeat
 from .metrics import NoMetrics
 from .metrics import start as start_metrics
 from .queue import Chunk, Queue, backoff
+from .scoring import Done, Fail, Release, Retry, Work, decide
+from .sink import ResultWriter, local_folder
+from .source import ChunkRows, Source
+from .wakeup import Wakeup
 
 log = logging.getLogger("mlbridge.bridge")
+
+_END = object()  # closes a stage's input
 
 
 @dataclass
@@ -40,11 +54,37 @@ class BridgeConfig:
     server: str
     claim_chunks: int = 2  # chunks claimed per transaction
     lease_seconds: int = 60
-    idle_min: float = 0.005  # poll interval right after work ...
-    idle_max: float = 0.25  # ... growing to this while the queue stays empty
+    idle_max: float = 0.5  # longest wait for work before looking at the queue again (push wakes sooner)
     housekeeping_every: float = 5.0  # lease sweep and catalog sync
     rpc_timeout: float = 60.0
     metrics_port: int | None = None  # Prometheus /metrics
+    in_flight: int = 2  # chunks waiting between two stages
+    local_infile: bool = True  # results with LOAD DATA LOCAL where the server allows it
+
+
+class _PredictTimer:
+    """Adds up the Predict calls of one chunk (a refused batch is split and sent again)."""
+
+    def __init__(self, metrics):
+        self.metrics = metrics
+        self.seconds = 0.0
+
+    def __call__(self, seconds: float) -> None:
+        self.seconds += seconds
+        self.metrics.predict(seconds)
+
+
+class Broken(Exception):
+    """A stage lost its database connection: the session ends and the bridge reconnects."""
+
+
+def _connect(dsn: Dsn, **extra):
+    conn = connect(dsn, **extra)
+    cur = conn.cursor()
+    # Results statements are built with backslash escapes (bridge.sink).
+    cur.execute("SET SESSION sql_mode = REPLACE(@@sql_mode, 'NO_BACKSLASH_ESCAPES', '')")
+    cur.close()
+    return conn
 
 
 class Bridge:
@@ -53,29 +93,21 @@ class Bridge:
         self.id = self._new_id()
         self.stopping = threading.Event()
         self.client = sc.ModelServerClient(config.server, timeout=config.rpc_timeout)
-        self.conn = None
-        self.queue: Queue | None = None
-        self._specs: dict[int, list[str]] = {}
-        self._signatures: dict[tuple[str, int], sc.Signature] = {}
-        self._score_outputs: dict[tuple[str, int], str | None] = {}
-        self._catalog_sync = True
+        self.catalog = Catalog(self.client)
+        self.data_schema = data_schema(config.dsn.database)
+        self.folder = local_folder() if config.local_infile else None
+        self.use_local = config.local_infile
         self.chunks_done = 0
-        self.progress_at = time.monotonic()  # when the loop last finished a round
+        self.progress_at = time.monotonic()  # when a stage last did something
         self.metrics = NoMetrics()
+        self._broken: BaseException | None = None
+        self._session_lock = threading.Lock()
 
     # -- life cycle -------------------------------------------------------------------------
 
     @staticmethod
     def _new_id() -> str:
         return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
-
-    def _connect(self) -> None:
-        self.conn = connect(self.config.dsn)
-        cur = self.conn.cursor()
-        # The results statement is built with backslash escapes (bridge.queue.results_values).
-        cur.execute("SET SESSION sql_mode = REPLACE(@@sql_mode, 'NO_BACKSLASH_ESCAPES', '')")
-        cur.close()
-        self.queue = Queue(self.conn, self.id, self.config.lease_seconds)
 
     def stop(self, *_args) -> None:
         self.stopping.set()
@@ -89,194 +121,246 @@ class Bridge:
         self.metrics = start_metrics(self.config.metrics_port)
         heartbeat = Heartbeat(self.config.dsn, lambda: self.id, self.config.lease_seconds, lambda: self.progress_at)
         heartbeat.start()
+        housekeeper = threading.Thread(target=self._housekeeping_loop, name="mlbridge-housekeeping", daemon=True)
+        housekeeper.start()
+        failures = 0
         try:
-            self._loop()
+            while not self.stopping.is_set():
+                try:
+                    self._session()
+                    failures = 0
+                except (mysql.connector.Error, MlbridgeError, Broken) as exc:
+                    failures += 1
+                    self.metrics.db_error()
+                    self._abandon(exc, failures)
         finally:
+            self.stopping.set()
             heartbeat.stop()
             heartbeat.join(5)
+            housekeeper.join(10)
             self.client.close()
-            if self.conn is not None:
-                self.conn.close()
+            if self.folder is not None:
+                ResultWriter(self.folder).close()
         log.info("bridge %s stopped after %d chunks", self.id, self.chunks_done)
 
-    def _loop(self) -> None:
-        idle = self.config.idle_min
-        failures = 0
-        next_housekeeping = 0.0
-        while not self.stopping.is_set():
-            try:
-                if self.conn is None:
-                    self._connect()
-                if time.monotonic() >= next_housekeeping:
-                    self.housekeeping()
-                    next_housekeeping = time.monotonic() + self.config.housekeeping_every
-                worked = self.step()
-                self.progress_at = time.monotonic()
-                failures = 0
-            except (mysql.connector.Error, MlbridgeError) as exc:
-                # The database went away (or refused us): drop the connection and come back.
-                # Chunks we held are returned by their lease running out.
-                failures += 1
-                self.metrics.db_error()
-                delay = backoff(failures, base=0.2, cap=5.0)
-                log.warning("bridge: %s; reconnecting in %.1f s", exc, delay)
-                self._abandon(delay)
-                continue
-            except Exception:  # noqa: BLE001 - a worker outlives what it did not foresee
-                failures += 1
-                self.metrics.db_error()
-                delay = backoff(failures, base=0.2, cap=5.0)
-                log.exception("bridge: unexpected error; reconnecting in %.1f s", delay)
-                self._abandon(delay)
-                continue
-            if worked:
-                idle = self.config.idle_min
-            else:
-                self.stopping.wait(idle * random.uniform(0.8, 1.2))
-                idle = min(idle * 2, self.config.idle_max)
-
-    def _abandon(self, delay: float) -> None:
-        """Drop the connection and what was in flight on it. A new identity stops the heartbeat
-        renewing the chunks held until now: their leases run out and a sweep requeues them."""
-        if self.conn is not None:
-            try:
-                self.conn.close()
-            except Exception:  # noqa: BLE001 - a broken connection may fail to close
-                pass
-        self.conn = None
+    def _abandon(self, exc: BaseException, failures: int) -> None:
+        """A new identity stops the heartbeat renewing the chunks held until now: their leases
+        run out and a sweep requeues them."""
+        delay = backoff(failures, base=0.2, cap=5.0)
+        log.warning("bridge: %s; reconnecting in %.1f s", exc, delay)
         self.id = self._new_id()
         self.stopping.wait(delay)
 
-    def housekeeping(self) -> None:
-        assert self.queue is not None
-        for chunk, note in self.queue.sweep():
-            log.warning("bridge: chunk %d of request %d used its %d attempts", chunk.id, chunk.request_id,
-                        chunk.max_attempts)
-            self._fail_chunk(chunk, note)
-        if self._catalog_sync:
-            try:
-                sync_catalog(self.conn, self.client)
-            except sc.ServingError as exc:
-                if exc.code.name == "UNIMPLEMENTED":
-                    log.info("bridge: the model server cannot list its models; the catalog comes from the trainer")
-                    self._catalog_sync = False
-                else:
-                    log.warning("bridge: catalog sync: %s", exc)
+    # -- one connected session: three stages ---------------------------------------------------
 
-    # -- one round ----------------------------------------------------------------------------
-
-    def step(self) -> bool:
-        """Claim and score up to claim_chunks chunks; False when there was nothing to do."""
-        assert self.queue is not None
-        chunks = self.queue.claim(self.config.claim_chunks)
-        for i, chunk in enumerate(chunks):
-            if self.stopping.is_set():
-                for rest in chunks[i:]:  # give back what we will not score
-                    self.queue.release(rest, 0)
-                break
-            self.process(chunk)
-        return bool(chunks)
-
-    def process(self, chunk: Chunk) -> None:
-        assert self.queue is not None
-        started = time.monotonic()
+    def _session(self) -> None:
+        self._broken = None
+        read_conn = _connect(self.config.dsn)
+        write_conn = None
+        wakeup = Wakeup(self.config.dsn, self.id)
+        writer = None
         try:
-            results = self.score(chunk)
-        except sc.ServerUnavailable as exc:
-            delay = backoff(chunk.attempts, base=0.5, cap=10.0)
-            log.warning("bridge: model server unavailable (%s); chunk %d back to the queue in %.1f s",
-                        exc.details, chunk.id, delay)
-            self.queue.release(chunk, delay)
-            self.metrics.chunk("released")
-            return
-        except (sc.ModelNotFound, sc.ServingError) as exc:
-            message = f"mlbridge: model {chunk.model}: {exc.details}"
-            if chunk.attempts < chunk.max_attempts:
-                delay = backoff(chunk.attempts, base=1.0, cap=30.0)
-                log.warning("bridge: chunk %d attempt %d: %s; retrying in %.1f s", chunk.id, chunk.attempts,
-                            message, delay)
-                self._signatures.pop((chunk.model_name, chunk.model_version), None)
-                self.queue.retry(chunk, message, delay)
-                self.metrics.chunk("retried")
+            if self.use_local and self.folder is not None:
+                write_conn = _connect(self.config.dsn, allow_local_infile_in_path=str(self.folder))
             else:
-                self.queue.record_error(chunk, message)
-                self._fail_chunk(chunk, message)
-            return
-        if self.queue.close(chunk, results):
-            self.chunks_done += 1
-            failed = sum(1 for r in results if r[4] is not None)
-            self.metrics.rows(len(results) - failed, failed)
-            self.metrics.chunk("done", time.monotonic() - started)
-        else:
-            self.metrics.chunk("lost")
-            log.warning("bridge: lost the claim on chunk %d (lease expired or request cancelled); "
-                        "its results were not written", chunk.id)
+                write_conn = _connect(self.config.dsn)
+            writer = ResultWriter(self.folder, use_local=self.use_local)
+            owner = self.id
+            scored: queues.Queue = queues.Queue(self.config.in_flight)
+            outcomes: queues.Queue = queues.Queue(self.config.in_flight)
+            fetch = threading.Thread(target=self._fetch_stage, name="mlbridge-fetch",
+                                     args=(Queue(read_conn, owner, self.config.lease_seconds), read_conn, wakeup, scored))
+            write = threading.Thread(target=self._write_stage, name="mlbridge-write",
+                                     args=(Queue(write_conn, owner, self.config.lease_seconds), write_conn, writer,
+                                           outcomes))
+            fetch.start()
+            write.start()
+            self._score_stage(scored, outcomes)
+            fetch.join()
+            write.join()
+            if writer is not None:
+                self.use_local = writer.use_local
+            if self._broken is not None:
+                raise Broken(str(self._broken))
+        finally:
+            wakeup.close()
+            for conn in (read_conn, write_conn):
+                if conn is not None:
+                    try:
+                        conn.close()
+                    except Exception:  # noqa: BLE001 - a broken connection may fail to close
+                        pass
 
-    def _fail_chunk(self, chunk: Chunk, message: str) -> None:
-        assert self.queue is not None
-        failed = [(seq, key, None, None, message) for seq, key, _ in self.queue.rows(chunk)]
-        if self.queue.close(chunk, failed, state="failed", error=message):
+    def _break(self, exc: BaseException) -> None:
+        with self._session_lock:
+            if self._broken is None:
+                self._broken = exc
+
+    def _fetch_stage(self, queue: Queue, conn, wakeup: Wakeup, out: queues.Queue) -> None:
+        source = Source(conn, self.data_schema)
+        try:
+            while not self.stopping.is_set() and self._broken is None:
+                started = time.monotonic()
+                chunks = queue.claim(self.config.claim_chunks)
+                self.metrics.stage("claim", time.monotonic() - started)
+                if not chunks:
+                    self.progress_at = time.monotonic()
+                    wakeup.arm()
+                    chunks = queue.claim(self.config.claim_chunks)
+                    if not chunks:
+                        wakeup.wait(self.config.idle_max)
+                        continue
+                for chunk in chunks:
+                    out.put(self._read(chunk, conn, source))
+        except Exception as exc:  # noqa: BLE001 - the database went away, or worse: reconnect
+            if not isinstance(exc, (mysql.connector.Error, MlbridgeError)):
+                log.exception("bridge: fetch stage")
+            self._break(exc)
+        finally:
+            out.put(_END)
+
+    def _read(self, chunk: Chunk, conn, source: Source) -> Work:
+        """A chunk's rows and model; a failure of this chunk alone travels with it."""
+        try:
+            started = time.monotonic()
+            spec = self.catalog.request(conn, chunk.request_id)
+            model = self.catalog.model(conn, chunk.model_name, chunk.model_version, spec)
+            rows = source.read(chunk, spec)
+            self.metrics.stage("read", time.monotonic() - started)
+            return Work(chunk, rows, model)
+        except (mysql.connector.Error, MlbridgeError) as exc:
+            if isinstance(exc, sc.ServingError):
+                if not isinstance(exc, sc.ServerUnavailable):
+                    self.catalog.forget(chunk.model_name, chunk.model_version)
+                return Work(chunk, error=exc)
+            if isinstance(exc, mysql.connector.Error) and exc.errno is not None and exc.errno < 2000 \
+                    and exc.errno not in (1205, 1213, 1317):
+                return Work(chunk, error=exc)  # the server refused this chunk's statement, not the connection
+            raise
+        except Exception as exc:  # noqa: BLE001 - this chunk's trouble is this chunk's alone
+            return Work(chunk, error=exc)
+
+    def _score_stage(self, inbox: queues.Queue, out: queues.Queue) -> None:
+        try:
+            while (work := inbox.get()) is not _END:
+                if self.stopping.is_set() or self._broken is not None:
+                    out.put((work.chunk, Release(0, "the bridge is stopping")))
+                    continue
+                started = time.monotonic()
+                timer = _PredictTimer(self.metrics)
+                outcome = decide(work, self.client, timer)
+                self.metrics.stage("predict", timer.seconds)
+                self.metrics.stage("convert", time.monotonic() - started - timer.seconds)
+                out.put((work.chunk, outcome))
+                self.progress_at = time.monotonic()
+        finally:
+            out.put(_END)
+
+    def _write_stage(self, queue: Queue, conn, writer: ResultWriter, inbox: queues.Queue) -> None:
+        source = Source(conn, self.data_schema)
+        while (item := inbox.get()) is not _END:
+            if self._broken is not None:
+                continue  # abandoned: the leases run out
+            chunk, outcome = item
+            try:
+                started = time.monotonic()
+                self._apply(queue, source, writer, chunk, outcome)
+                self.metrics.stage("write", time.monotonic() - started)
+                self.progress_at = time.monotonic()
+            except Exception as exc:  # noqa: BLE001 - reconnect; the chunks left expire
+                if not isinstance(exc, (mysql.connector.Error, MlbridgeError)):
+                    log.exception("bridge: write stage")
+                self._break(exc)
+
+    def _apply(self, queue: Queue, source: Source, writer: ResultWriter, chunk: Chunk, outcome) -> None:
+        if isinstance(outcome, Done):
+            started = time.monotonic()
+            if queue.close(chunk, outcome.results, writer):
+                self.chunks_done += 1
+                failed = sum(1 for r in outcome.results if r.error is not None)
+                self.metrics.rows(len(outcome.results) - failed, failed)
+                self.metrics.chunk("done", time.monotonic() - started)
+            else:
+                self.metrics.chunk("lost")
+                log.warning("bridge: lost the claim on chunk %d (lease expired or request cancelled); "
+                            "its results were not written", chunk.id)
+        elif isinstance(outcome, Release):
+            if outcome.delay:
+                log.warning("bridge: %s; chunk %d back to the queue in %.1f s", outcome.reason, chunk.id,
+                            outcome.delay)
+            queue.release(chunk, outcome.delay)
+            self.metrics.chunk("released")
+        elif isinstance(outcome, Retry):
+            log.warning("bridge: chunk %d attempt %d: %s; retrying in %.1f s", chunk.id, chunk.attempts,
+                        outcome.message, outcome.delay)
+            queue.retry(chunk, outcome.message, outcome.delay)
+            self.metrics.chunk("retried")
+        elif isinstance(outcome, Fail):
+            queue.record_error(chunk, outcome.message)
+            self.fail_chunk(queue, source, writer, chunk, outcome.message)
+
+    def fail_chunk(self, queue: Queue, source: Source, writer: ResultWriter, chunk: Chunk, message: str) -> None:
+        """Fail every row of the chunk that has no result yet, with the message."""
+        try:
+            spec = self.catalog.request(queue.conn, chunk.request_id)
+            seqs = source.seqs(chunk, spec)
+        except LookupError:
+            seqs = []
+        failed = [rowlib.Result(seq, error=message) for seq in seqs]
+        if queue.close(chunk, failed, writer, state="failed", error=message):
             self.metrics.rows(0, len(failed))
             self.metrics.chunk("failed")
         else:
             self.metrics.chunk("lost")
 
-    # -- scoring -----------------------------------------------------------------------------
+    # -- housekeeping ------------------------------------------------------------------------
 
-    def _request_inputs(self, request_id: int) -> list[str]:
-        names = self._specs.get(request_id)
-        if names is None:
-            found = self.queue.fetch_one("request_spec", (request_id,))
-            names = json.loads(found[0]) if found and found[0] else []
-            if len(self._specs) > 1000:
-                self._specs.clear()
-            self._specs[request_id] = names
-        return names
+    def _housekeeping_loop(self) -> None:
+        conn = None
+        catalog_sync = True
+        while not self.stopping.wait(0 if conn is None else self.config.housekeeping_every):
+            try:
+                if conn is None:
+                    conn = _connect(self.config.dsn)
+                    cur = conn.cursor()
+                    # Housekeeping waits on nobody for long: what it cannot lock now, it does next time.
+                    cur.execute("SET SESSION innodb_lock_wait_timeout = 5")
+                    cur.close()
+                catalog_sync = self.housekeeping(conn, catalog_sync)
+            except Exception as exc:  # noqa: BLE001 - the next round tries again
+                log.warning("bridge: housekeeping: %s", exc)
+                if conn is not None:
+                    try:
+                        conn.close()
+                    except Exception:  # noqa: BLE001
+                        pass
+                conn = None
+                self.stopping.wait(2)
+        if conn is not None:
+            conn.close()
 
-    def _signature(self, chunk: Chunk) -> tuple[sc.Signature, str | None]:
-        key = (chunk.model_name, chunk.model_version)
-        if key not in self._signatures:
-            signature = self.client.metadata(chunk.model_name, chunk.model_version)
-            found = self.queue.fetch_one("model_outputs", key)
-            configured = found[0] if found else None
-            self._signatures[key] = signature
-            self._score_outputs[key] = rowlib.pick_score_output([o.name for o in signature.outputs], configured)
-        return self._signatures[key], self._score_outputs[key]
+    def housekeeping(self, conn, catalog_sync: bool = True) -> bool:
+        """Sweep expired leases (failing chunks whose attempts are used up) and sync the catalog;
+        False once the model server turned out to have no catalog to sync from."""
+        queue = Queue(conn, self.id, self.config.lease_seconds)
+        writer = ResultWriter(None, use_local=False)
+        source = Source(conn, self.data_schema)
+        for chunk, note in queue.sweep():
+            log.warning("bridge: chunk %d of request %d used its %d attempts", chunk.id, chunk.request_id,
+                        chunk.max_attempts)
+            self.fail_chunk(queue, source, writer, chunk, note)
+        cur = conn.cursor()
+        cur.execute(query("forget_stale_parkers"))
+        cur.close()
+        if catalog_sync:
+            try:
+                sync_catalog(conn, self.client)
+            except sc.ServingError as exc:
+                if exc.code.name == "UNIMPLEMENTED":
+                    log.info("bridge: the model server cannot list its models; the catalog comes from the trainer")
+                    return False
+                log.warning("bridge: catalog sync: %s", exc)
+        return True
 
-    def score(self, chunk: Chunk) -> list[tuple]:
-        """Result rows (seq, key, score, output, error) for every unscored row of the chunk."""
-        assert self.queue is not None
-        rows = [rowlib.Row(seq, key, features) for seq, key, features in self.queue.rows(chunk)]
-        if not rows:
-            return []
-        names = self._request_inputs(chunk.request_id)
-        signature, score_output = self._signature(chunk)
-        dtypes = {spec.name: spec.dtype for spec in signature.inputs}
-        if set(dtypes) != set(names):
-            message = (f"mlbridge: model {chunk.model} takes inputs {sorted(dtypes)}, but the request "
-                       f"carries {sorted(names)}; the catalog entry is out of date")
-            return [(r.seq, r.key, None, None, message) for r in rows]
-        batch = rowlib.build_batch(rows, names, dtypes)
-        results = [(f.seq, f.key, None, None, f.error) for f in batch.failed]
-        if batch.rows:
-            results.extend(self._predict(chunk, batch.rows, batch.inputs, score_output))
-        results.sort(key=lambda r: r[0])
-        return results
 
-    def _predict(self, chunk: Chunk, rows: list[rowlib.Row], inputs: dict, score_output: str | None) -> list[tuple]:
-        """Score rows; when the server refuses the batch, split it to find the rows at fault, so
-        one bad row fails alone and the rest are scored."""
-        started = time.monotonic()
-        try:
-            outputs = self.client.predict(chunk.model_name, chunk.model_version, inputs)
-            self.metrics.predict(time.monotonic() - started)
-        except (sc.InvalidRequest, sc.MessageTooLarge) as exc:
-            if len(rows) == 1:
-                return [(rows[0].seq, rows[0].key, None, None, f"mlbridge: the model refused this row: {exc.details}")]
-            half = len(rows) // 2
-            return (self._predict(chunk, rows[:half], {k: v[:half] for k, v in inputs.items()}, score_output)
-                    + self._predict(chunk, rows[half:], {k: v[half:] for k, v in inputs.items()}, score_output))
-        try:
-            return list(rowlib.result_rows(rows, outputs, score_output))
-        except ValueError as exc:
-            return [(r.seq, r.key, None, None, f"mlbridge: {exc}") for r in rows]
+__all__ = ["Bridge", "BridgeConfig", "ChunkRows"]

@@ -6,8 +6,12 @@
   account; a routine whose text has not changed since the last install is left alone, so running
   the installer twice changes nothing.
 
-Files may use {{schema}}, {{scratch}}, {{in_transaction}} and {{message_max}}, which the installer
-fills in for the server at hand (MariaDB or MySQL).
+Files may use {{schema}}, {{scratch}}, {{data}}, {{in_transaction}} and {{message_max}}, which the
+installer fills in for the server at hand (MariaDB or MySQL).
+
+Three schemas: `mlbridge` (tables and routines), `mlbridge_scratch` (where callers' sessions stage
+their rows in temporary tables) and `mlbridge_data` (one table of typed rows per request, created
+and dropped by the routines' definer; callers have no privilege there).
 """
 
 from __future__ import annotations
@@ -68,6 +72,7 @@ def render(text: str, *, schema: str, flavor: str) -> str:
     return (
         text.replace("{{schema}}", schema.replace("`", "``"))
         .replace("{{scratch}}", scratch_schema(schema).replace("`", "``"))
+        .replace("{{data}}", data_schema(schema).replace("`", "``"))
         .replace("{{in_transaction}}", "@@in_transaction" if flavor == "mariadb" else "FALSE")
         .replace("{{message_max}}", str(MESSAGE_MAX[flavor]))
     )
@@ -75,6 +80,10 @@ def render(text: str, *, schema: str, flavor: str) -> str:
 
 def scratch_schema(schema: str) -> str:
     return f"{schema}_scratch"
+
+
+def data_schema(schema: str) -> str:
+    return f"{schema}_data"
 
 
 def routine_files() -> list[Path]:
@@ -88,7 +97,9 @@ def migration_files() -> list[Path]:
 _ROUTINE_HEAD = re.compile(r"^\s*CREATE\s+(PROCEDURE|FUNCTION)\s+`?(\w+)`?", re.I | re.M)
 
 
-def install(dsn: Dsn) -> InstallReport:
+def install(dsn: Dsn, *, upto: str | None = None) -> InstallReport:
+    """Install or upgrade. `upto` (a migration's name, as in 0001_initial) stops after that
+    migration and creates no routines: an older release's tables, for upgrade tests."""
     schema = dsn.database
     conn = connect(dsn, database=False)
     try:
@@ -100,10 +111,12 @@ def install(dsn: Dsn) -> InstallReport:
         cur.execute(f"SET SESSION sql_mode = '{SQL_MODE}'")
         cur.execute(f"CREATE DATABASE IF NOT EXISTS {quote_ident(schema)} CHARACTER SET utf8mb4")
         cur.execute(f"CREATE DATABASE IF NOT EXISTS {quote_ident(scratch_schema(schema))} CHARACTER SET utf8mb4")
+        cur.execute(f"CREATE DATABASE IF NOT EXISTS {quote_ident(data_schema(schema))} CHARACTER SET utf8mb4")
         cur.execute(f"USE {quote_ident(schema)}")
-        _migrate(cur, report)
+        _migrate(cur, report, upto)
         definer = _grants(cur, report)
-        _routines(cur, report, definer)
+        if upto is None:
+            _routines(cur, report, definer)
         return report
     except mysql.connector.Error as exc:
         raise MlbridgeError(f"mlbridge: installing schema {schema} failed: {exc.msg}") from exc
@@ -111,7 +124,7 @@ def install(dsn: Dsn) -> InstallReport:
         conn.close()
 
 
-def _migrate(cur, report: InstallReport) -> None:
+def _migrate(cur, report: InstallReport, upto: str | None = None) -> None:
     cur.execute(
         "CREATE TABLE IF NOT EXISTS schema_migrations ("
         " version VARCHAR(128) NOT NULL PRIMARY KEY,"
@@ -120,6 +133,8 @@ def _migrate(cur, report: InstallReport) -> None:
     cur.execute("SELECT version FROM schema_migrations")
     applied = {row[0] for row in cur.fetchall()}
     for path in migration_files():
+        if upto is not None and path.stem > upto:
+            break
         if path.stem in applied:
             continue
         for stmt in split_statements(render(path.read_text(), schema=report.schema, flavor=report.flavor)):
@@ -140,6 +155,14 @@ def _grants(cur, report: InstallReport) -> str | None:
             f"accounts and roles were not set up ({exc.msg}); routines are defined by the installing account"
         )
         return None
+    # Waking parked bridges (routines/_wake_bridges.sql) ends their SLEEP with KILL QUERY, which
+    # needs these two global privileges for the definer: PROCESS to see the bridges' connections,
+    # and the right to kill another account's query. Without them bridges fall back to polling.
+    kill_right = "CONNECTION ADMIN" if report.flavor == "mariadb" else "CONNECTION_ADMIN"
+    try:
+        cur.execute(f"GRANT PROCESS, {kill_right} ON *.* TO {DEFINER}")
+    except mysql.connector.Error as exc:
+        report.warnings.append(f"bridges cannot be woken by a push ({exc.msg}); they poll the queue instead")
     return DEFINER
 
 

@@ -48,7 +48,11 @@ def _free_port() -> int:
 
 
 def _port_free(port: int) -> bool:
+    """Whether the server can listen on `port`. SO_REUSEADDR, as mysqld sets it: connections of a
+    killed server linger in TIME_WAIT for a minute, and must not push a restart to another port
+    (clients and bridges find the server again at the port they know)."""
     with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
         except OSError:

@@ -1,0 +1,27 @@
+-- Stage a finished predict_table request's scores for its owner's session to copy into the
+-- output: the session's temporary table {{scratch}}.predict_output (k, score, output, error,
+-- model_version), in key order. Returns the output table (`db`.`table`) and key column, or NULL
+-- when there is nothing to write: not a predict_table request, not finished, or written already.
+CREATE PROCEDURE _output_rows(IN p_id BIGINT UNSIGNED, OUT o_output VARCHAR(200), OUT o_key VARCHAR(64))
+  SQL SECURITY DEFINER
+  MODIFIES SQL DATA
+BEGIN
+  DECLARE v_table VARCHAR(64);
+  DECLARE v_version INT UNSIGNED;
+  CALL _check_owner(p_id);
+  SELECT output_table, key_column, rows_table, model_version INTO o_output, o_key, v_table, v_version
+    FROM requests
+   WHERE id = p_id AND kind = 'predict_table' AND status IN ('done', 'failed') AND output_written_at IS NULL;
+  DROP TEMPORARY TABLE IF EXISTS `{{scratch}}`.`predict_output`;
+  IF o_output IS NOT NULL THEN
+    SET @mlbridge_sql = CONCAT(
+      'CREATE TEMPORARY TABLE `{{scratch}}`.`predict_output` AS ',
+      'SELECT d.k, r.score, r.output, r.error, ', v_version, ' AS model_version ',
+      'FROM `{{data}}`.`', v_table, '` AS d JOIN results AS r ON r.request_id = ', p_id, ' AND r.seq = d.seq ',
+      'ORDER BY d.seq');
+    PREPARE mlbridge_stmt FROM @mlbridge_sql;
+    EXECUTE mlbridge_stmt;
+    DEALLOCATE PREPARE mlbridge_stmt;
+    SET @mlbridge_sql = NULL;
+  END IF;
+END

@@ -1,0 +1,52 @@
+"""An install of the first release, with work queued in its format (JSON rows), upgraded in place:
+nothing queued is lost, the old work is scored, and new work takes the typed path."""
+
+from __future__ import annotations
+
+import json
+
+from mlbridge.config import Dsn
+from mlbridge.db import connect, quote_ident
+from mlbridge.db.install import data_schema, install, scratch_schema
+
+from ..procs import parse_tsv, sql_cli, start_bridge
+
+
+def test_an_upgrade_keeps_queued_work_and_it_finishes(dsn, bc_model, bc_features, model_server, tmp_path):
+    target = Dsn(**{**dsn.__dict__, "database": "mlbridge_upgrade"})
+    first = install(target, upto="0001_initial")
+    assert first.migrations_applied == ["0001_initial"] and not first.routines_created
+    conn = connect(target)
+    cur = conn.cursor()
+    try:
+        cur.execute("INSERT INTO models (name, version, inputs, outputs, score_output, source) "
+                    "SELECT name, version, inputs, outputs, score_output, source FROM mlbridge.models "
+                    "WHERE name = 'bc' AND version = %s", (bc_model["version"],))
+        # a request as the first release queued it: JSON rows, one failed at queue time
+        cur.execute("INSERT INTO requests (kind, owner, model_name, model_version, inputs, key_column, status, "
+                    "rows_total, rows_failed) VALUES ('predict', 'root', 'bc', %s, %s, 'id', 'pending', 4, 1)",
+                    (bc_model["version"], json.dumps(bc_features)))
+        request = cur.lastrowid
+        columns = ", ".join(f"`{f}`" for f in bc_features)
+        cur.execute(f"INSERT INTO request_rows (request_id, seq, row_key, features) SELECT {request}, id, id, "
+                    f"JSON_ARRAY({columns}) FROM demo.breast_cancer WHERE id <= 4")
+        cur.execute("INSERT INTO results (request_id, seq, row_key, error) VALUES (%s, 4, '4', 'mlbridge: old error')",
+                    (request,))
+        cur.execute("INSERT INTO predict_queue (request_id, seq_from, seq_to, model_name, model_version) "
+                    "VALUES (%s, 1, 4, 'bc', %s)", (request, bc_model["version"]))
+
+        upgraded = install(target)
+        assert upgraded.migrations_applied == ["0002_typed_rows"] and upgraded.routines_created
+        with start_bridge(target, model_server.target, tmp_path):
+            status = parse_tsv(sql_cli(target, f"CALL mlbridge_upgrade.request_wait({request}, 60)").stdout)[0]
+            assert (status["status"], status["rows_done"], status["rows_failed"]) == ("done", "3", "1")
+            old = parse_tsv(sql_cli(target, f"CALL mlbridge_upgrade.request_results({request})").stdout)
+            assert [r["row_key"] for r in old] == ["1", "2", "3", "4"]
+            assert all(r["score"] is not None for r in old[:3]) and old[3]["error"] == "mlbridge: old error"
+            new = parse_tsv(sql_cli(target, "CALL mlbridge_upgrade.predict_scores('bc', "
+                                            "'SELECT * FROM demo.breast_cancer WHERE id <= 4', NULL)").stdout)
+            assert [r["score"] for r in new[:3]] == [r["score"] for r in old[:3]]
+    finally:
+        for name in (target.database, scratch_schema(target.database), data_schema(target.database)):
+            cur.execute(f"DROP DATABASE IF EXISTS {quote_ident(name)}")
+        conn.close()
