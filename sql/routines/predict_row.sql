@@ -25,7 +25,7 @@ BEGIN
   DECLARE v_request BIGINT UNSIGNED;
   DECLARE v_timeout DOUBLE;
   DECLARE v_started DATETIME(6) DEFAULT NOW(6);
-  DECLARE v_sleep DOUBLE DEFAULT 0.0002;
+  DECLARE v_sleep DOUBLE DEFAULT 0.0005;
   DECLARE v_msg VARCHAR(512);
   DECLARE EXIT HANDLER FOR SQLEXCEPTION
   BEGIN
@@ -112,8 +112,18 @@ BEGIN
                               'queued as request ', v_request, ': CALL mlbridge.request_wait(', v_request, ', 60)'), {{message_max}});
       SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = v_msg;
     END IF;
+    -- A score usually comes within a few milliseconds: look every half millisecond for the first
+    -- 50 ms (a growing sleep would oversleep it), then back off to every 5 ms.
     DO SLEEP(v_sleep);
-    SET v_sleep = LEAST(v_sleep * 1.5, 0.005);
+    IF TIMESTAMPDIFF(MICROSECOND, v_started, NOW(6)) > 50000 THEN
+      SET v_sleep = LEAST(v_sleep * 1.5, 0.005);
+    END IF;
   END LOOP;
-  SELECT score, output, error FROM results WHERE request_id = v_request;
+  -- (a model whose only output is its score has no output stored: it is made from the score)
+  SELECT r.score,
+         COALESCE(r.output, IF(r.error IS NULL AND r.score IS NOT NULL,
+                               JSON_OBJECT((SELECT score_output FROM models WHERE name = v_name AND version = v_version),
+                                           r.score), NULL)) AS output,
+         r.error
+    FROM results AS r WHERE r.request_id = v_request;
 END

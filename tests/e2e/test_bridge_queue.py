@@ -19,7 +19,7 @@ from .test_sql_surface import INPUTS
 def test_results_keep_every_character(dsn, local):
     folder = local_folder()
     conn = connect(dsn, allow_local_infile_in_path=str(folder))
-    writer = ResultWriter(folder, use_local=local)
+    writer = ResultWriter(folder, use_local=local, local_min_rows=1)
     try:
         cur = conn.cursor()
         cur.execute("SET SESSION sql_mode = REPLACE(@@sql_mode, 'NO_BACKSLASH_ESCAPES', '')")

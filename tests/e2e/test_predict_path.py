@@ -14,7 +14,7 @@ import pytest
 
 from mlbridge.db import connect
 
-from ..procs import parse_tsv, sql_cli, start_bridge
+from ..procs import parse_tsv, setting, sql_cli, start_bridge
 from .conftest import wait_served
 
 
@@ -162,11 +162,8 @@ def test_several_bridges_score_every_row_exactly_once(dsn, db, bc_model, model_s
     from ..procs import free_port
 
     cur = db.cursor()
-    cur.execute("UPDATE settings SET value = '1024' WHERE name = 'chunk_rows'")
-    try:
+    with setting(db, "chunk_rows", "1024"):
         request = _big_request(dsn, db, copies=20)  # 11,380 rows, 12 chunks
-    finally:
-        cur.execute("UPDATE settings SET value = '4096' WHERE name = 'chunk_rows'")
     port = free_port()
     with start_bridge(dsn, model_server.target, tmp_path, "--metrics-port", str(port)) as watched, \
             start_bridge(dsn, model_server.target, tmp_path):

@@ -126,12 +126,9 @@ def test_async_queues_typed_rows_in_chunks_and_reports_status(catalog):
     status = parse_tsv(sql_cli(catalog, f"CALL mlbridge.request_status({request})").stdout)[0]
     assert status["status"] == "pending" and status["rows_total"] == "2100" and status["model"] == "sqlfake:1"
     cur = db.cursor()
-    cur.execute("UPDATE settings SET value = '1024' WHERE name = 'chunk_rows'")
-    try:
+    with procs.setting(db, "chunk_rows", "1024"):
         done = sql_cli(catalog, "CALL mlbridge.predict_scores('sqlfake:1', "
                                 "'SELECT id, f1, f2 FROM sqltest.t WHERE id <= 2100', '{\"async\": true}')")
-    finally:
-        cur.execute("UPDATE settings SET value = '4096' WHERE name = 'chunk_rows'")
     small = int(parse_tsv(done.stdout)[0]["request_id"])
     cur.execute("SELECT seq_from, seq_to, state, priority FROM predict_queue WHERE request_id = %s ORDER BY id",
                 (small,))
@@ -145,7 +142,7 @@ def test_async_queues_typed_rows_in_chunks_and_reports_status(catalog):
     assert rows[0] == (1, 1, 0.5, 2.0) and rows[1][:2] == (2100, 2100)
     cur.execute("SELECT COLUMN_NAME, DATA_TYPE FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s "
                 "AND TABLE_NAME = %s ORDER BY ORDINAL_POSITION", (f"{catalog.database}_data", table))
-    assert cur.fetchall()[1:] == [("k", "int"), ("repeated", "int"), ("i1", "double"), ("i2", "double")]
+    assert cur.fetchall() == [("seq", "int"), ("k", "int"), ("i1", "double"), ("i2", "double")]
     for rid in (request, small):
         cancel = parse_tsv(sql_cli(catalog, f"CALL mlbridge.request_cancel({rid})").stdout)[0]
         assert cancel["status"] == "cancelled"

@@ -160,3 +160,16 @@ def test_non_finite_outputs_become_null_in_valid_json():
     got = r.results([1, 2], {"score": np.array([0.5, np.inf]), "other": np.array([np.nan, 1.0])}, "score")
     assert json.loads(got[0].output) == {"score": 0.5, "other": None} and got[0].error is None
     assert got[1].score is None and "non-finite" in got[1].error and json.loads(got[1].output)["score"] is None
+
+
+def test_a_score_only_model_stores_no_output_json():
+    """The SQL routines make {"score": ...} from the score as they read it."""
+    got = r.results([1, 2], {"score": np.array([0.5, 0.25], np.float32)}, "score", keep_output=False)
+    assert [(x.seq, x.score, x.output, x.error) for x in got] == [(1, 0.5, None, None), (2, 0.25, None, None)]
+    kept = r.results([1], {"score": np.array([0.5], np.float32)}, "score", keep_output=True)
+    assert json.loads(kept[0].output) == {"score": 0.5}
+    # several outputs, or a bad score: the output is kept, whatever keep_output says
+    several = r.results([1], {"score": np.array([0.5]), "label": np.array([1])}, "score", keep_output=False)
+    assert json.loads(several[0].output) == {"score": 0.5, "label": 1}
+    bad = r.results([1], {"score": np.array([np.nan])}, "score", keep_output=False)
+    assert bad[0].error and json.loads(bad[0].output) == {"score": None}

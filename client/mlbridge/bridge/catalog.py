@@ -54,6 +54,9 @@ class ModelSpec:
 
     inputs: list[Input]
     score_output: str | None
+    # False when the model's only output is its score and the catalog names it: the results then
+    # store no output JSON, and the SQL routines make it from the score as they read it.
+    keep_output: bool = True
 
 
 class RequestMismatch(ValueError):
@@ -67,7 +70,7 @@ class Catalog:
     def __init__(self, client: sc.ModelServerClient):
         self.client = client
         self._requests: dict[int, RequestSpec] = {}
-        self._models: dict[tuple[str, int], tuple[sc.Signature, str | None, set[str]]] = {}
+        self._models: dict[tuple[str, int], tuple[sc.Signature, str | None, set[str], bool]] = {}
 
     def request(self, conn, request_id: int) -> RequestSpec:
         spec = self._requests.get(request_id)
@@ -93,14 +96,16 @@ class Catalog:
             found = _fetch_one(conn, "model_outputs", key)
             configured, _outputs, inputs = found if found else (None, None, None)
             missing = {i.get("name") for i in json.loads(inputs or "[]") if isinstance(i, dict) and i.get("missing")}
-            score = pick_score_output([o.name for o in signature.outputs], configured)
-            self._models[key] = (signature, score, missing)
-        signature, score, missing = self._models[key]
+            names = [o.name for o in signature.outputs]
+            score = pick_score_output(names, configured)
+            keep = not (len(names) == 1 and configured is not None and names[0] == configured)
+            self._models[key] = (signature, score, missing, keep)
+        signature, score, missing, keep = self._models[key]
         dtypes = {spec.name: spec.dtype for spec in signature.inputs}
         if set(dtypes) != set(request.inputs):
             raise RequestMismatch(f"mlbridge: model {name}:{version} takes inputs {sorted(dtypes)}, but the request "
                                   f"carries {sorted(request.inputs)}; the catalog entry is out of date")
-        return ModelSpec([Input(n, dtypes[n], n in missing) for n in request.inputs], score)
+        return ModelSpec([Input(n, dtypes[n], n in missing) for n in request.inputs], score, keep)
 
 
 def _fetch_one(conn, name: str, params: tuple):

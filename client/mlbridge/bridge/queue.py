@@ -38,9 +38,11 @@ class Queue:
         self.owner = owner
         self.lease_seconds = lease_seconds
 
-    def claim(self, limit: int) -> list[Chunk]:
+    def claim(self, limit: int, priorities: tuple[int, int] = (0, 32767)) -> list[Chunk]:
+        """Up to `limit` pending chunks with a priority in the range, now ours."""
+
         def work(cur):
-            cur.execute(query("claim_select"), (limit,))
+            cur.execute(query("claim_select"), (*priorities, limit))
             found = cur.fetchall()
             if not found:
                 return []

@@ -100,12 +100,12 @@ def score(chunk: Chunk, rows: ChunkRows, model, client: sc.ModelServerClient, on
         batch = rowlib.build_batch(rows.seqs, rows.columns, model.inputs)
         found.extend(batch.failed)
         if batch.seqs:
-            found.extend(_predict(chunk, batch, model.score_output, client, on_predict))
+            found.extend(_predict(chunk, batch, model, client, on_predict))
     found.sort(key=lambda r: r.seq)
     return found
 
 
-def _predict(chunk: Chunk, batch: rowlib.Batch, score_output: str | None, client: sc.ModelServerClient,
+def _predict(chunk: Chunk, batch: rowlib.Batch, model, client: sc.ModelServerClient,
              on_predict) -> list[rowlib.Result]:
     """Score a batch; when the server refuses it, split it to find the rows at fault."""
     started = time.monotonic()
@@ -117,9 +117,9 @@ def _predict(chunk: Chunk, batch: rowlib.Batch, score_output: str | None, client
         if len(batch.seqs) == 1:
             return [rowlib.Result(batch.seqs[0], error=f"mlbridge: the model refused this row: {exc.details}")]
         half = len(batch.seqs) // 2
-        return (_predict(chunk, batch.take(slice(None, half)), score_output, client, on_predict)
-                + _predict(chunk, batch.take(slice(half, None)), score_output, client, on_predict))
+        return (_predict(chunk, batch.take(slice(None, half)), model, client, on_predict)
+                + _predict(chunk, batch.take(slice(half, None)), model, client, on_predict))
     try:
-        return rowlib.results(batch.seqs, outputs, score_output)
+        return rowlib.results(batch.seqs, outputs, model.score_output, model.keep_output)
     except ValueError as exc:
         return [rowlib.Result(seq, error=f"mlbridge: {exc}") for seq in batch.seqs]

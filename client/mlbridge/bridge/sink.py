@@ -21,6 +21,7 @@ log = logging.getLogger("mlbridge.bridge")
 # Refusals of LOAD DATA LOCAL: the server's local_infile is OFF (1148, 3948), or the client's
 # (2068); after one, this bridge writes with INSERT.
 LOCAL_REFUSED = {1148, 3948, 2068}
+LOCAL_MIN_ROWS = 64
 
 # Escapes of LOAD DATA's default format (FIELDS ESCAPED BY '\\', TERMINATED BY '\t').
 _TSV = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\x00": "\\0"})
@@ -32,8 +33,11 @@ class DuplicateResult(Exception):
     """A row of the chunk has a result already: another bridge closed it first."""
 
 
+NULL_TSV = "\\N"
+
+
 def tsv_text(value: str | None) -> str:
-    return "\\N" if value is None else value.translate(_TSV)
+    return NULL_TSV if value is None else value.translate(_TSV)
 
 
 def sql_text(value: str | None) -> str:
@@ -44,10 +48,10 @@ def _score(value: float | None, null: str) -> str:
     return null if value is None else repr(float(value))
 
 
-def results_tsv(request_id: int, results: Sequence[Result]) -> str:
-    rid = int(request_id)
+def results_tsv(results: Sequence[Result]) -> str:
+    """Lines of `seq, score, output, error` for LOAD DATA (the request id is SET by the statement)."""
     return "".join(
-        f"{rid}\t{int(r.seq)}\t{_score(r.score, chr(92) + 'N')}\t{tsv_text(r.output)}\t{tsv_text(r.error)}\n"
+        f"{int(r.seq)}\t{_score(r.score, NULL_TSV)}\t{tsv_text(r.output)}\t{tsv_text(r.error)}\n"
         for r in results
     )
 
@@ -69,9 +73,10 @@ def local_folder() -> Path:
 class ResultWriter:
     """Writes a chunk's results on a connection opened with allow_local_infile_in_path=folder."""
 
-    def __init__(self, folder: Path | None, use_local: bool = True):
+    def __init__(self, folder: Path | None, use_local: bool = True, local_min_rows: int = LOCAL_MIN_ROWS):
         self.folder = folder
         self.use_local = use_local and folder is not None
+        self.local_min_rows = local_min_rows
         self._file = folder / f"results-{os.getpid()}.tsv" if folder is not None else None
 
     def close(self) -> None:
@@ -82,7 +87,8 @@ class ResultWriter:
         """Insert the results; DuplicateResult when any row has one already."""
         if not results:
             return
-        if self.use_local:
+        # A file and its round trip cost more than they save on a few rows (predict_row's one).
+        if self.use_local and len(results) >= self.local_min_rows:
             try:
                 self._load(cur, request_id, results)
                 return
@@ -100,8 +106,9 @@ class ResultWriter:
 
     def _load(self, cur, request_id: int, results: Sequence[Result]) -> None:
         assert self._file is not None
-        self._file.write_text(results_tsv(request_id, results), encoding="utf-8")
+        self._file.write_text(results_tsv(results), encoding="utf-8")
         # LOCAL turns duplicate keys into warnings (rows skipped): a short count is a duplicate.
-        cur.execute(query("load_results").replace("{file}", str(self._file).replace("\\", "\\\\").replace("'", "\\'")))
+        cur.execute(query("load_results").replace("{request}", str(int(request_id)))
+                    .replace("{file}", str(self._file).replace("\\", "\\\\").replace("'", "\\'")))
         if cur.rowcount != len(results):
             raise DuplicateResult()

@@ -84,14 +84,25 @@ class Source:
     def _typed(self, chunk: Chunk, spec: RequestSpec) -> ChunkRows:
         if not _ROWS_TABLE.fullmatch(spec.rows_table or ""):
             raise ValueError(f"rows table {spec.rows_table!r} is not one of mlbridge's")
-        columns = "".join(f", r.i{i + 1}" for i in range(len(spec.inputs)))
+        columns = "".join(f", i{i + 1}" for i in range(len(spec.inputs)))
         sql = (query("chunk_rows_typed").replace("{columns}", columns)
                .replace("{table}", f"{quote_ident(self.data_schema)}.{quote_ident(spec.rows_table)}"))
-        found = fetch_binary(self.conn, sql, (int(chunk.request_id), int(chunk.seq_from), int(chunk.seq_to)))
+        found = fetch_binary(self.conn, sql, (int(chunk.seq_from), int(chunk.seq_to)))
+        done = self._with_results(chunk)
+        if done:
+            found = [row for row in found if row[0] not in done]
         if not found:
             return ChunkRows()
         values = list(zip(*found))
         return ChunkRows(list(values[0]), [list(v) for v in values[1:]])
+
+    def _with_results(self, chunk: Chunk) -> set[int]:
+        cur = self.conn.cursor()
+        try:
+            cur.execute(query("chunk_results"), (chunk.request_id, chunk.seq_from, chunk.seq_to))
+            return {row[0] for row in cur.fetchall()}
+        finally:
+            cur.close()
 
     def _json(self, chunk: Chunk, spec: RequestSpec) -> ChunkRows:
         cur = self.conn.cursor()

@@ -4,7 +4,9 @@ Delivery is at least once (a chunk whose bridge dies is claimed again when its l
 results are exactly once, because a chunk is closed, and its results written, in one transaction
 that only succeeds while this bridge's claim still holds, and results are keyed by (request, row).
 
-Reading, scoring and writing overlap: a fetch thread claims chunks and reads their rows (its own
+Online rows (predict_row, priority 0) have a lane of their own: one thread and connection that
+claims, scores and writes them one by one, so they never queue behind bulk chunks. For bulk
+work, reading, scoring and writing overlap: a fetch thread claims chunks and reads their rows (its own
 connection, binary protocol), the main thread converts and scores them (gRPC), and a write thread
 loads the results and closes the chunks (its own connection). Bounded queues between them keep at
 most a few chunks in flight. A housekeeping thread with a connection of its own sweeps expired
@@ -46,6 +48,8 @@ from .wakeup import Wakeup
 log = logging.getLogger("mlbridge.bridge")
 
 _END = object()  # closes a stage's input
+ONLINE = (0, 0)  # predict_row's priority: the online lane's
+BULK = (1, 32767)  # predict_scores (1) and predict_table (2): the pipeline's
 
 
 @dataclass
@@ -156,10 +160,12 @@ class Bridge:
     def _session(self) -> None:
         self._broken = None
         read_conn = _connect(self.config.dsn)
-        write_conn = None
+        write_conn = online_conn = None
         wakeup = Wakeup(self.config.dsn, self.id)
+        online_wakeup = Wakeup(self.config.dsn, self.id)
         writer = None
         try:
+            online_conn = _connect(self.config.dsn)
             if self.use_local and self.folder is not None:
                 write_conn = _connect(self.config.dsn, allow_local_infile_in_path=str(self.folder))
             else:
@@ -173,18 +179,24 @@ class Bridge:
             write = threading.Thread(target=self._write_stage, name="mlbridge-write",
                                      args=(Queue(write_conn, owner, self.config.lease_seconds), write_conn, writer,
                                            outcomes))
+            online = threading.Thread(target=self._online_lane, name="mlbridge-online",
+                                      args=(Queue(online_conn, owner, self.config.lease_seconds), online_conn,
+                                            online_wakeup))
             fetch.start()
             write.start()
+            online.start()
             self._score_stage(scored, outcomes)
             fetch.join()
             write.join()
+            online.join()
             if writer is not None:
                 self.use_local = writer.use_local
             if self._broken is not None:
                 raise Broken(str(self._broken))
         finally:
             wakeup.close()
-            for conn in (read_conn, write_conn):
+            online_wakeup.close()
+            for conn in (read_conn, write_conn, online_conn):
                 if conn is not None:
                     try:
                         conn.close()
@@ -201,12 +213,12 @@ class Bridge:
         try:
             while not self.stopping.is_set() and self._broken is None:
                 started = time.monotonic()
-                chunks = queue.claim(self.config.claim_chunks)
+                chunks = queue.claim(self.config.claim_chunks, BULK)
                 self.metrics.stage("claim", time.monotonic() - started)
                 if not chunks:
                     self.progress_at = time.monotonic()
                     wakeup.arm()
-                    chunks = queue.claim(self.config.claim_chunks)
+                    chunks = queue.claim(self.config.claim_chunks, BULK)
                     if not chunks:
                         wakeup.wait(self.config.idle_max)
                         continue
@@ -218,6 +230,30 @@ class Bridge:
             self._break(exc)
         finally:
             out.put(_END)
+
+    def _online_lane(self, queue: Queue, conn, wakeup: Wakeup) -> None:
+        """predict_row's chunks, one after another on a connection of their own, claimed, scored
+        and written by this thread alone: an online row never waits behind bulk chunks in the
+        pipeline's queues."""
+        source = Source(conn, self.data_schema)
+        writer = ResultWriter(None, use_local=False)
+        try:
+            while not self.stopping.is_set() and self._broken is None:
+                chunks = queue.claim(self.config.claim_chunks, ONLINE)
+                if not chunks:
+                    wakeup.arm()
+                    chunks = queue.claim(self.config.claim_chunks, ONLINE)
+                    if not chunks:
+                        wakeup.wait(self.config.idle_max)
+                        continue
+                for chunk in chunks:
+                    work = self._read(chunk, conn, source)
+                    self._apply(queue, source, writer, chunk, decide(work, self.client, self.metrics.predict))
+                self.progress_at = time.monotonic()
+        except Exception as exc:  # noqa: BLE001 - the database went away, or worse: reconnect
+            if not isinstance(exc, (mysql.connector.Error, MlbridgeError)):
+                log.exception("bridge: online lane")
+            self._break(exc)
 
     def _read(self, chunk: Chunk, conn, source: Source) -> Work:
         """A chunk's rows and model; a failure of this chunk alone travels with it."""

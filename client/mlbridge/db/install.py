@@ -6,8 +6,8 @@
   account; a routine whose text has not changed since the last install is left alone, so running
   the installer twice changes nothing.
 
-Files may use {{schema}}, {{scratch}}, {{data}}, {{in_transaction}} and {{message_max}}, which the
-installer fills in for the server at hand (MariaDB or MySQL).
+Files may use {{schema}}, {{scratch}}, {{data}}, {{in_transaction}}, {{message_max}} and
+{{staging_engine}}, which the installer fills in for the server at hand (MariaDB or MySQL).
 
 Three schemas: `mlbridge` (tables and routines), `mlbridge_scratch` (where callers' sessions stage
 their rows in temporary tables) and `mlbridge_data` (one table of typed rows per request, created
@@ -32,6 +32,10 @@ DEFINER = "'mlbridge_definer'@'localhost'"
 # fails the SIGNAL itself with "Data too long for condition item" when a message is longer;
 # MariaDB allows 512 bytes (MDEV-15241). Routines cut their messages with LEFT(..., {{message_max}}).
 MESSAGE_MAX = {"mariadb": 500, "mysql": 128}
+# The engine of the temporary table a caller's rows are staged in: MariaDB's Aria takes the bulk
+# insert in about a third less time than InnoDB (1M rows x 9 columns: 1.5 s against 2.1 s here);
+# MySQL has no Aria, and its default for temporary tables is InnoDB.
+STAGING_ENGINE = {"mariadb": "ENGINE=Aria", "mysql": ""}
 # The sql_mode routines are created under (a routine keeps the mode it was created with).
 SQL_MODE = "STRICT_TRANS_TABLES,ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION"
 
@@ -75,6 +79,7 @@ def render(text: str, *, schema: str, flavor: str) -> str:
         .replace("{{data}}", data_schema(schema).replace("`", "``"))
         .replace("{{in_transaction}}", "@@in_transaction" if flavor == "mariadb" else "FALSE")
         .replace("{{message_max}}", str(MESSAGE_MAX[flavor]))
+        .replace("{{staging_engine}}", STAGING_ENGINE[flavor])
     )
 
 
