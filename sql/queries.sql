@@ -53,6 +53,12 @@ SELECT score_output, outputs, inputs FROM models WHERE name = %s AND version = %
 -- and {columns} its input columns ", i1, i2, ...", both filled in by mlbridge.bridge.source.
 SELECT seq{columns} FROM {table} WHERE seq BETWEEN ? AND ? ORDER BY seq;
 
+-- name: rows_column_types
+-- The types of a rows table's input columns i1..iN (the bridge reads all-number rows faster).
+SELECT DATA_TYPE FROM information_schema.COLUMNS
+ WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s AND COLUMN_NAME REGEXP '^i[0-9]+$'
+ ORDER BY ORDINAL_POSITION;
+
 -- name: chunk_results
 -- The rows of a chunk that have a result already (failed at queue time): the bridge skips them.
 -- A range of the primary key, usually empty: cheaper than an anti-join on every row.
@@ -188,10 +194,11 @@ UPDATE models
 REPLACE INTO bridge_wakeups (connection_id, bridge, woken, parked_at) VALUES (CONNECTION_ID(), %s, FALSE, NOW(6));
 
 -- name: wait_for_work
--- Sleep unless woken since parking; _wake_bridges finds this statement by its text and ends it
--- with KILL QUERY. 2: woken before the sleep began; 1: the sleep was interrupted (MySQL); 0,
--- NULL or no row: slept it out.
-SELECT IF(woken, 2, SLEEP(%s)) /* mlbridge_wake */ FROM bridge_wakeups WHERE connection_id = CONNECTION_ID();
+-- Wait, unless woken since parking, for a user lock that the bridge's other connection holds:
+-- _wake_bridges finds this statement by its text and ends it with KILL QUERY. 2: woken before
+-- the wait began; NULL (or error 1317): the wait was killed; 0: waited it out; 1: the lock was
+-- free (its holder is gone).
+SELECT IF(woken, 2, GET_LOCK(%s, %s)) /* mlbridge_wake */ FROM bridge_wakeups WHERE connection_id = CONNECTION_ID();
 
 -- name: unpark
 -- A bridge that stops waiting for good.

@@ -8,7 +8,7 @@
 
 ALTER TABLE requests
   MODIFY kind ENUM('predict', 'predict_table', 'predict_row', 'train', 'score', 'explain') NOT NULL,
-  ADD COLUMN rows_table VARCHAR(64) NULL COMMENT 'the typed rows: {{data}}.rows_<id>; NULL when they are JSON in request_rows' AFTER options,
+  ADD COLUMN rows_table VARCHAR(64) NULL COMMENT 'the typed rows: table rows_<id> of the data schema; NULL when they are JSON in request_rows' AFTER options,
   ADD COLUMN output_table VARCHAR(200) NULL COMMENT 'predict_table: the output, as `db`.`table`' AFTER rows_table,
   ADD COLUMN output_written_at DATETIME(6) NULL COMMENT 'when the owner''s session wrote the output table' AFTER output_table;
 

@@ -1,7 +1,8 @@
 -- Wake the bridges parked on the queue, so new work is claimed in about a millisecond instead of
 -- at the bridge's next poll. A bridge waiting for work registers its parked connection in
--- bridge_wakeups and runs `SELECT IF(woken, 2, SLEEP(n)) /* mlbridge_wake */ ...` on it; this
--- sets `woken` (so a bridge about to sleep does not) and ends the sleep with KILL QUERY. Only a
+-- bridge_wakeups and runs `SELECT IF(woken, 2, GET_LOCK(...)) /* mlbridge_wake */ ...` on it (a
+-- wait for a lock its other connection holds: see client/mlbridge/bridge/wakeup.py); this sets
+-- `woken` (so a bridge about to wait does not) and ends the wait with KILL QUERY. Only a
 -- connection that is running that very statement is killed, never another session that took over
 -- a stale connection id. Needs PROCESS and CONNECTION ADMIN for the definer (granted by
 -- `mlbridge db install`); without them, or on any error, nothing happens and bridges poll.
@@ -14,7 +15,7 @@ BEGIN
   DECLARE v_parked CURSOR FOR
     SELECT p.ID FROM information_schema.PROCESSLIST AS p
       JOIN bridge_wakeups AS w ON w.connection_id = p.ID
-     WHERE p.INFO LIKE 'SELECT IF(woken, 2, SLEEP(%mlbridge_wake%';
+     WHERE p.INFO LIKE 'SELECT IF(woken, 2, GET_LOCK(%mlbridge_wake%';
   DECLARE CONTINUE HANDLER FOR NOT FOUND SET v_done = TRUE;
   DECLARE EXIT HANDLER FOR SQLEXCEPTION BEGIN END;
 

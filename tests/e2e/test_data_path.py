@@ -335,3 +335,50 @@ def test_concurrent_callers_each_get_their_own_rows(dsn, bc_model, bc_scores):
     for t in threads:
         t.join(120)
     assert not errors
+
+
+# -- waking the bridge ----------------------------------------------------------------------------
+
+def test_queueing_wakes_a_parked_bridge(dsn, db, bc_model, bc_features, bridge, model_server, tmp_path):
+    """A bridge that would look at the queue only every 60 s scores a row at once: queueing woke it."""
+    from ..procs import start_bridge
+
+    row = _row_object(db, bc_features, 5)
+    with bridge.paused(), start_bridge(dsn, model_server.target, tmp_path, "--idle-max", "60") as slow:
+        cur = db.cursor()
+        deadline = time.monotonic() + 60
+        while True:  # until it sleeps on its parked connection
+            cur.execute("SELECT COUNT(*) FROM bridge_wakeups AS w JOIN information_schema.PROCESSLIST AS p "
+                        "ON p.ID = w.connection_id WHERE w.bridge LIKE %s AND p.INFO LIKE '%%mlbridge_wake%%'",
+                        (f"%:{slow.proc.pid}:%",))
+            if cur.fetchone()[0] >= 2 or time.monotonic() > deadline:  # both lanes
+                break
+            time.sleep(0.1)
+        rows = _rows(sql_cli(dsn, f"CALL mlbridge.predict_row('bc', {row})"))  # predict_row_timeout: 10 s
+        assert rows[0]["error"] is None, slow.output()[-2000:]
+
+
+def test_without_the_wake_up_grants_bridges_poll(dsn, db, bc_model, bc_features, bridge, model_server, tmp_path):
+    from ..procs import start_bridge
+
+    cur = db.cursor()
+    cur.execute("REVOKE PROCESS, CONNECTION ADMIN ON *.* FROM 'mlbridge_definer'@'localhost'")
+    try:
+        row = _row_object(db, bc_features, 5)
+        with bridge.paused(), start_bridge(dsn, model_server.target, tmp_path, "--idle-max", "0.2"):
+            for _ in range(3):
+                assert _rows(sql_cli(dsn, f"CALL mlbridge.predict_row('bc', {row})"))[0]["error"] is None
+    finally:
+        cur.execute("GRANT PROCESS, CONNECTION ADMIN ON *.* TO 'mlbridge_definer'@'localhost'")
+
+
+def test_a_null_in_an_all_number_table_fails_its_row_alone(dsn, db, bc_model, bc_scores):
+    """All-number chunks are read as one float matrix; a NULL sends the chunk value by value."""
+    _table(db, "DROP TABLE IF EXISTS demo.bc_null")
+    _table(db, "CREATE TABLE demo.bc_null AS SELECT * FROM demo.breast_cancer WHERE id <= 30")
+    _table(db, "ALTER TABLE demo.bc_null MODIFY mean_texture DOUBLE NULL")
+    _table(db, "UPDATE demo.bc_null SET mean_texture = NULL WHERE id = 11")
+    rows = {r["row_key"]: r for r in _rows(sql_cli(dsn, "CALL mlbridge.predict_scores('bc', "
+                                                        "'SELECT * FROM demo.bc_null', NULL)"))}
+    assert "column mean_texture: NULL" in rows["11"]["error"]
+    assert all(float(r["score"]) == pytest.approx(bc_scores[k], abs=1e-9) for k, r in rows.items() if k != "11")

@@ -108,7 +108,8 @@ def test_async_then_status_wait_and_results(dsn, bc_model):
 
 
 def _big_request(dsn, db, copies: int) -> int:
-    """An async request of 569 * copies rows."""
+    """An async request of 569 * copies rows, in chunks of 1,024 rows: enough chunks for the
+    tests that stop a part mid-request to find some still to do."""
     cur = db.cursor()
     cur.execute("DROP TABLE IF EXISTS demo.bc_big")
     cur.execute("CREATE TABLE demo.bc_big LIKE demo.breast_cancer")
@@ -116,7 +117,8 @@ def _big_request(dsn, db, copies: int) -> int:
         cur.execute(f"INSERT INTO demo.bc_big SELECT id + {c * 1000}, b.* FROM demo.breast_cancer "
                     f"AS b0 JOIN demo.breast_cancer AS b USING (id)".replace("b.*", ", ".join(
                         f"b0.`{d[0]}`" for d in _columns(db)[1:])))
-    done = sql_cli(dsn, "CALL mlbridge.predict_scores('bc', 'SELECT * FROM demo.bc_big', '{\"async\": true}')")
+    with setting(db, "chunk_rows", "1024"):
+        done = sql_cli(dsn, "CALL mlbridge.predict_scores('bc', 'SELECT * FROM demo.bc_big', '{\"async\": true}')")
     assert done.returncode == 0, done.stderr
     return int(parse_tsv(done.stdout)[0]["request_id"])
 
@@ -162,8 +164,7 @@ def test_several_bridges_score_every_row_exactly_once(dsn, db, bc_model, model_s
     from ..procs import free_port
 
     cur = db.cursor()
-    with setting(db, "chunk_rows", "1024"):
-        request = _big_request(dsn, db, copies=20)  # 11,380 rows, 12 chunks
+    request = _big_request(dsn, db, copies=20)  # 11,380 rows, 12 chunks
     port = free_port()
     with start_bridge(dsn, model_server.target, tmp_path, "--metrics-port", str(port)) as watched, \
             start_bridge(dsn, model_server.target, tmp_path):

@@ -50,3 +50,39 @@ def test_an_upgrade_keeps_queued_work_and_it_finishes(dsn, bc_model, bc_features
         for name in (target.database, scratch_schema(target.database), data_schema(target.database)):
             cur.execute(f"DROP DATABASE IF EXISTS {quote_ident(name)}")
         conn.close()
+
+
+def _shape(cur, schema: str) -> dict:
+    """What an install consists of: columns, indexes and routines (not the data)."""
+    cur.execute("SELECT TABLE_NAME, COLUMN_NAME, ORDINAL_POSITION, COLUMN_TYPE, IS_NULLABLE, COLUMN_DEFAULT, "
+                "COLLATION_NAME, COLUMN_COMMENT FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s "
+                "ORDER BY TABLE_NAME, ORDINAL_POSITION", (schema,))
+    columns = cur.fetchall()
+    cur.execute("SELECT TABLE_NAME, INDEX_NAME, SEQ_IN_INDEX, COLUMN_NAME, NON_UNIQUE FROM information_schema.STATISTICS "
+                "WHERE TABLE_SCHEMA = %s ORDER BY TABLE_NAME, INDEX_NAME, SEQ_IN_INDEX", (schema,))
+    indexes = cur.fetchall()
+    cur.execute("SELECT ROUTINE_NAME, ROUTINE_DEFINITION, SECURITY_TYPE FROM information_schema.ROUTINES "
+                "WHERE ROUTINE_SCHEMA = %s ORDER BY ROUTINE_NAME", (schema,))
+    routines = [(name, (text or "").replace(schema, "SCHEMA"), security) for name, text, security in cur.fetchall()]
+    cur.execute(f"SELECT name, value FROM {quote_ident(schema)}.settings ORDER BY name")
+    return {"columns": columns, "indexes": indexes, "routines": routines, "settings": cur.fetchall()}
+
+
+def test_an_install_built_from_every_migration_equals_one_upgraded_step_by_step(dsn):
+    fresh = Dsn(**{**dsn.__dict__, "database": "mlbridge_fresh"})
+    stepped = Dsn(**{**dsn.__dict__, "database": "mlbridge_stepped"})
+    conn = connect(dsn)
+    cur = conn.cursor()
+    try:
+        install(fresh)
+        install(stepped, upto="0001_initial")
+        install(stepped)
+        a, b = _shape(cur, fresh.database), _shape(cur, stepped.database)
+        assert a["columns"] and a["routines"]
+        for part in ("columns", "indexes", "routines", "settings"):
+            assert a[part] == b[part], part
+    finally:
+        for target in (fresh, stepped):
+            for name in (target.database, scratch_schema(target.database), data_schema(target.database)):
+                cur.execute(f"DROP DATABASE IF EXISTS {quote_ident(name)}")
+        conn.close()

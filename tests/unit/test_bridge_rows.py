@@ -173,3 +173,21 @@ def test_a_score_only_model_stores_no_output_json():
     assert json.loads(several[0].output) == {"score": 0.5, "label": 1}
     bad = r.results([1], {"score": np.array([np.nan])}, "score", keep_output=False)
     assert bad[0].error and json.loads(bad[0].output) == {"score": None}
+
+
+def test_a_numeric_column_read_as_floats_is_range_checked():
+    """bridge.source reads all-number chunks as float64 arrays; a value over float32 still fails."""
+    array = np.array([1.0, 1e300, 2.0])
+    batch = r.build_batch([1, 2, 3], [array], [r.Input("a", "float32")])
+    assert [f.seq for f in batch.failed] == [2] and "out of range for float32" in batch.failed[0].error
+    assert batch.inputs["a"].tolist() == [1.0, 2.0]
+    clean = np.array([1.5, 2.5])
+    converted, errors = r.convert_column(clean, r.Input("a", "float64"))
+    assert converted is clean and not errors
+
+
+def test_nan_in_a_column_read_as_floats_is_a_null():
+    batch = r.build_batch([1, 2], [np.array([1.0, np.nan])], [r.Input("a", "float32")])
+    assert [f.seq for f in batch.failed] == [2] and "column a: NULL" in batch.failed[0].error
+    missing = r.build_batch([1, 2], [np.array([1.0, np.nan])], [r.Input("a", "float32", missing=True)])
+    assert not missing.failed and np.isnan(missing.inputs["a"][1])

@@ -185,6 +185,17 @@ def convert_column(values: Sequence[Any], spec: Input) -> tuple[np.ndarray | lis
     """The column as an array of the input's dtype, and {row index: error} for the values that
     do not fit (their slots hold a placeholder)."""
     errors: dict[int, str] = {}
+    if isinstance(values, np.ndarray) and values.dtype == np.float64 and spec.dtype in FLOAT_DTYPES:
+        # a numeric column read as floats (bridge.source): only the range is left to check
+        limit = float(np.finfo(FLOAT_DTYPES[spec.dtype]).max)
+        with np.errstate(invalid="ignore"):
+            bad = np.flatnonzero(~(np.abs(values) <= limit))
+        if not len(bad):
+            return values, errors
+        # MySQL's numeric columns hold no NaN: a NaN here was a NULL (None reads as NaN)
+        values = [None if v != v else v for v in values.tolist()]
+    elif isinstance(values, np.ndarray):
+        values = values.tolist()
     # numpy would parse text itself, leniently: text goes value by value, through the strict check
     plain = not any(isinstance(v, (str, bytes, bytearray, bool)) for v in values)
     fast = _fast_column(values, spec) if plain else None

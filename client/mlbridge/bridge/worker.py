@@ -40,6 +40,7 @@ from .heartbeat import Heartbeat
 from .metrics import NoMetrics
 from .metrics import start as start_metrics
 from .queue import Chunk, Queue, backoff
+from .rows import FLOAT_DTYPES
 from .scoring import Done, Fail, Release, Retry, Work, decide
 from .sink import ResultWriter, local_folder
 from .source import ChunkRows, Source
@@ -261,7 +262,7 @@ class Bridge:
             started = time.monotonic()
             spec = self.catalog.request(conn, chunk.request_id)
             model = self.catalog.model(conn, chunk.model_name, chunk.model_version, spec)
-            rows = source.read(chunk, spec)
+            rows = source.read(chunk, spec, all(i.dtype in FLOAT_DTYPES for i in model.inputs))
             self.metrics.stage("read", time.monotonic() - started)
             return Work(chunk, rows, model)
         except (mysql.connector.Error, MlbridgeError) as exc:
