@@ -15,7 +15,7 @@ BEGIN
   DROP TEMPORARY TABLE IF EXISTS `{{scratch}}`.`predict_output`;
   IF o_output IS NOT NULL THEN
     SET @mlbridge_sql = CONCAT(
-      'CREATE TEMPORARY TABLE `{{scratch}}`.`predict_output` AS ',
+      'CREATE TEMPORARY TABLE `{{scratch}}`.`predict_output` {{staging_engine}} AS ',
       'SELECT d.k, r.score, ',
       'COALESCE(r.output, IF(r.error IS NULL AND r.score IS NOT NULL, JSON_OBJECT(?, r.score), NULL)) AS output, ',
       'r.error, ', v_version, ' AS model_version ',
