@@ -270,6 +270,8 @@ def main() -> int:
     parser.add_argument("--timeout", type=float, default=1800)
     parser.add_argument("--no-peers", action="store_true", help="skip the direct program and the tutorial pipeline")
     parser.add_argument("--quick", action="store_true", help="a smoke: few calls, short idle, no tutorial")
+    parser.add_argument("--scores-only", action="store_true",
+                        help="predict_scores and the bridge's peak RSS only (for runs at 10M rows)")
     args = parser.parse_args()
     if args.quick:
         args.row_calls, args.spaced_calls, args.spaced_ms, args.idle_seconds = 20, 5, 20, 2
@@ -292,6 +294,11 @@ def main() -> int:
         for _ in range(args.bridges - 1):
             bridges.append(stack.enter_context(start_bridge(dsn, model_server.target, tmp)))
         result["row_back_to_back"] = latencies(dsn, 5)  # warms the stack: the bridge has the model
+        if args.scores_only:
+            result["predict_scores"] = bench_predict_scores(dsn, metrics_port, args.timeout)
+            result["bridge_peak_rss_mb"] = round(max(peak_rss_mb(b.proc.pid) for b in bridges), 1)
+            print(json.dumps(result))
+            return 0 if result["predict_scores"]["status"] == "done" else 1
         time.sleep(1)
         pids = {"database": server.pid(), "model server": model_server.proc.pid,
                 **{f"bridge {i + 1}": b.proc.pid for i, b in enumerate(bridges)}}

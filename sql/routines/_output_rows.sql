@@ -20,7 +20,7 @@ BEGIN
       'COALESCE(r.output, IF(r.error IS NULL AND r.score IS NOT NULL, JSON_OBJECT(?, r.score), NULL)) AS output, ',
       'r.error, ', v_version, ' AS model_version ',
       'FROM `{{data}}`.`', v_table, '` AS d JOIN results AS r ON r.request_id = ', p_id, ' AND r.seq = d.seq ',
-      'ORDER BY d.k, d.seq');
+      'ORDER BY d.seq');
     SET @mlbridge_score = (SELECT m.score_output FROM requests AS q JOIN models AS m
                               ON m.name = q.model_name AND m.version = q.model_version WHERE q.id = p_id);
     PREPARE mlbridge_stmt FROM @mlbridge_sql;
