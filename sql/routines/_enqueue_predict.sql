@@ -1,13 +1,18 @@
 -- Move the staged rows of {{scratch}}.predict_input into a new request: a table of their own,
 -- {{data}}.rows_<id>, with the types the caller's SELECT gave them; the rows that fail before
 -- scoring (NULL or repeated keys, rows over the max_row_bytes setting) into results; and the
--- queue's chunks. Returns the request id, and wakes the bridges.
+-- queue's chunks. Returns the request id.
+--
+-- The rows are copied chunk by chunk, each chunk committed with its queue entry and the bridges
+-- woken, so that scoring starts with the first chunk while the rest are still being copied. The
+-- rows that fail before scoring are found on the staged rows first, and the request's row counts
+-- committed, before any chunk is visible. (Each statement names a temporary table once: MySQL
+-- cannot open one twice in a statement.)
 --
 -- Queueing is its own work, never part of the caller's transaction: the rows table is DDL, which
 -- would commit the caller's transaction, and locks held by a transaction left open would stall
--- other accounts and the bridge. So it refuses to run inside one. The request row is written
--- first (the table is named after its id) and stays invisible to the bridge, which only sees
--- chunks, until the last transaction commits; on any error the request and its table go again.
+-- other accounts and the bridge. So it refuses to run inside one. On any error the request, its
+-- chunks (a bridge holding one finds its claim gone) and its table go again.
 --
 -- Callers may CALL it directly (they hold EXECUTE on the schema): it resolves the model itself
 -- and derives kind and priority from p_output, so a direct call can do no more than
@@ -33,11 +38,14 @@ BEGIN
   DECLARE v_widest BIGINT UNSIGNED DEFAULT 0;
   DECLARE v_total BIGINT UNSIGNED DEFAULT 0;
   DECLARE v_failed BIGINT UNSIGNED DEFAULT 0;
+  DECLARE v_from BIGINT UNSIGNED DEFAULT 1;
+  DECLARE v_copy VARCHAR(500);
   DECLARE v_msg VARCHAR(512);
   DECLARE EXIT HANDLER FOR SQLEXCEPTION
   BEGIN
     ROLLBACK;
     IF o_request IS NOT NULL THEN
+      DELETE FROM predict_queue WHERE request_id = o_request;
       DELETE FROM results WHERE request_id = o_request;
       DELETE FROM requests WHERE id = o_request;
     END IF;
@@ -47,6 +55,8 @@ BEGIN
       EXECUTE mlbridge_stmt;
       DEALLOCATE PREPARE mlbridge_stmt;
     END IF;
+    DROP TEMPORARY TABLE IF EXISTS `{{scratch}}`.`predict_repeats`, `{{scratch}}`.`predict_candidates`,
+                                   `{{scratch}}`.`predict_candidates2`;
     SET @mlbridge_sql = NULL;
     RESIGNAL;
   END;
@@ -64,6 +74,7 @@ BEGIN
   SET v_chunk = (SELECT value + 0 FROM settings WHERE name = 'chunk_rows');
   SET v_max_row = (SELECT value + 0 FROM settings WHERE name = 'max_row_bytes');
   SET v_max_chunk = (SELECT value + 0 FROM settings WHERE name = 'max_chunk_bytes');
+  SET v_total = (SELECT COUNT(*) FROM `{{scratch}}`.`predict_input`);
 
   INSERT INTO requests (kind, owner, model_name, model_version, inputs, key_column, options, output_table, status)
     VALUES (IF(p_output IS NULL, 'predict', 'predict_table'), SUBSTRING_INDEX(USER(), '@', 1), v_name, v_version,
@@ -72,9 +83,9 @@ BEGIN
   SET v_table = CONCAT('rows_', o_request);
   SET v_rows = CONCAT('`{{data}}`.`', v_table, '`');
 
-  -- The rows table, with an index on the key: repeated keys are found through it, and results
-  -- are read back in key order. A TEXT or BLOB key is indexed by its first 255 characters, and
-  -- a key of a type with no index at all (JSON on MySQL) goes without.
+  -- The rows table, empty for now, with the staged columns' types and an index on the key
+  -- (results are read back in key order). A TEXT or BLOB key is indexed by its first 255
+  -- characters, and a key of a type with no index at all (JSON on MySQL) goes without.
   SET v_created = TRUE;
   SET v_index = ', KEY k (k)';
   create_rows: LOOP
@@ -83,7 +94,7 @@ BEGIN
       DECLARE CONTINUE HANDLER FOR 1071, 1167, 3152 SET v_index = '';
       SET v_tried = v_index;
       SET @mlbridge_sql = CONCAT('CREATE TABLE ', v_rows, ' (PRIMARY KEY (seq)', v_index, ') ENGINE=InnoDB ',
-                                 'SELECT * FROM `{{scratch}}`.`predict_input` ORDER BY seq');
+                                 'SELECT * FROM `{{scratch}}`.`predict_input` WHERE FALSE');
       PREPARE mlbridge_stmt FROM @mlbridge_sql;
       EXECUTE mlbridge_stmt;
       DEALLOCATE PREPARE mlbridge_stmt;
@@ -92,7 +103,6 @@ BEGIN
       LEAVE create_rows;
     END IF;
   END LOOP;
-  DROP TEMPORARY TABLE IF EXISTS `{{scratch}}`.`predict_input`;
 
   SELECT DATA_TYPE IN ('char', 'varchar', 'tinytext', 'text', 'mediumtext', 'longtext', 'json', 'binary',
                        'varbinary', 'tinyblob', 'blob', 'mediumblob', 'longblob', 'enum', 'set')
@@ -106,40 +116,50 @@ BEGIN
      AND DATA_TYPE IN ('char', 'varchar', 'tinytext', 'text', 'mediumtext', 'longtext', 'json',
                        'binary', 'varbinary', 'tinyblob', 'blob', 'mediumblob', 'longblob', 'enum', 'set');
 
+  -- Keys that repeat (as the key's collation compares). Text keys are grouped by their first 255
+  -- characters (long text sorts by a prefix only), and the rows of such groups compared whole.
+  DROP TEMPORARY TABLE IF EXISTS `{{scratch}}`.`predict_repeats`, `{{scratch}}`.`predict_candidates`,
+                                 `{{scratch}}`.`predict_candidates2`;
+  IF v_text_key THEN
+    CREATE TEMPORARY TABLE `{{scratch}}`.`predict_repeats` AS
+      SELECT LEFT(k, 255) AS p FROM `{{scratch}}`.`predict_input` GROUP BY LEFT(k, 255) HAVING COUNT(*) > 1;
+    CREATE TEMPORARY TABLE `{{scratch}}`.`predict_candidates` AS
+      SELECT i.seq, i.k FROM `{{scratch}}`.`predict_input` AS i JOIN `{{scratch}}`.`predict_repeats` AS r
+          ON LEFT(i.k, 255) = r.p;
+    CREATE TEMPORARY TABLE `{{scratch}}`.`predict_candidates2` AS SELECT * FROM `{{scratch}}`.`predict_candidates`;
+    DELETE c FROM `{{scratch}}`.`predict_candidates` AS c
+     WHERE NOT EXISTS (SELECT 1 FROM `{{scratch}}`.`predict_candidates2` AS o WHERE o.k = c.k AND o.seq <> c.seq);
+  ELSE
+    CREATE TEMPORARY TABLE `{{scratch}}`.`predict_repeats` AS
+      SELECT k FROM `{{scratch}}`.`predict_input` WHERE k IS NOT NULL GROUP BY k HAVING COUNT(*) > 1;
+    CREATE TEMPORARY TABLE `{{scratch}}`.`predict_candidates` AS
+      SELECT i.seq, i.k FROM `{{scratch}}`.`predict_input` AS i JOIN `{{scratch}}`.`predict_repeats` AS r ON i.k = r.k;
+  END IF;
+
   START TRANSACTION;
-  -- Rows whose key is NULL, or equal to another row's key (as the key's collation compares).
-  -- Groups come from the key index; text keys are grouped by their first 255 characters (long
-  -- text sorts by a prefix only) and then compared whole.
-  SET @mlbridge_sql = CONCAT(
-    'INSERT INTO results (request_id, seq, error) SELECT ', o_request, ', r.seq, ',
-    'IF(r.k IS NULL, CONCAT(''mlbridge: key column `'', ?, ''` is NULL in this row''), ',
-       'CONCAT(''mlbridge: key '', LEFT(r.k, 100), IF(CHAR_LENGTH(r.k) > 100, ''...'', ''''), ',
-              ''' repeats in this request (key column `'', ?, ''`)'')) ',
-    'FROM ', v_rows, ' AS r WHERE r.k IS NULL OR ',
-    IF(v_text_key,
-       CONCAT('(LEFT(r.k, 255) IN (SELECT LEFT(k, 255) FROM ', v_rows, ' GROUP BY LEFT(k, 255) HAVING COUNT(*) > 1) ',
-              'AND EXISTS (SELECT 1 FROM ', v_rows, ' AS o WHERE o.k = r.k AND o.seq <> r.seq))'),
-       CONCAT('r.k IN (SELECT k FROM ', v_rows, ' GROUP BY k HAVING COUNT(*) > 1)')),
-    ' ORDER BY r.seq');
-  PREPARE mlbridge_stmt FROM @mlbridge_sql;
-  SET @mlbridge_key = p_key;
-  EXECUTE mlbridge_stmt USING @mlbridge_key, @mlbridge_key;
+  INSERT INTO results (request_id, seq, error)
+    SELECT o_request, seq, LEFT(CONCAT('mlbridge: key column `', p_key, '` is NULL in this row'), 500)
+      FROM `{{scratch}}`.`predict_input` WHERE k IS NULL;
   SET v_failed = ROW_COUNT();
-  DEALLOCATE PREPARE mlbridge_stmt;
+  INSERT INTO results (request_id, seq, error)
+    SELECT o_request, seq, CONCAT('mlbridge: key ', LEFT(k, 100), IF(CHAR_LENGTH(k) > 100, '...', ''),
+                                  ' repeats in this request (key column `', p_key, '`)')
+      FROM `{{scratch}}`.`predict_candidates`;
+  SET v_failed = v_failed + ROW_COUNT();
 
   IF v_text_bytes IS NOT NULL THEN
     SET @mlbridge_sql = CONCAT(
       'INSERT INTO results (request_id, seq, error) SELECT ', o_request, ', seq, ',
       'CONCAT(''mlbridge: this row holds '', ', v_text_bytes, ', '' bytes of text and binary values; '',',
              '''the limit is '', ', v_max_row, ', '' (mlbridge.settings max_row_bytes)'') ',
-      'FROM ', v_rows, ' AS r WHERE ', v_text_bytes, ' > ', v_max_row, ' AND NOT EXISTS ',
-      '(SELECT 1 FROM results AS s WHERE s.request_id = ', o_request, ' AND s.seq = r.seq)');
+      'FROM `{{scratch}}`.`predict_input` AS r WHERE ', v_text_bytes, ' > ', v_max_row,
+      ' AND r.k IS NOT NULL AND r.seq NOT IN (SELECT seq FROM `{{scratch}}`.`predict_candidates`)');
     PREPARE mlbridge_stmt FROM @mlbridge_sql;
     EXECUTE mlbridge_stmt;
     SET v_failed = v_failed + ROW_COUNT();
     DEALLOCATE PREPARE mlbridge_stmt;
-    SET @mlbridge_sql = CONCAT('SELECT COALESCE(MAX(', v_text_bytes, '), 0) INTO @mlbridge_widest FROM ', v_rows,
-                               ' WHERE ', v_text_bytes, ' <= ', v_max_row);
+    SET @mlbridge_sql = CONCAT('SELECT COALESCE(MAX(', v_text_bytes, '), 0) INTO @mlbridge_widest ',
+                               'FROM `{{scratch}}`.`predict_input` WHERE ', v_text_bytes, ' <= ', v_max_row);
     PREPARE mlbridge_stmt FROM @mlbridge_sql;
     EXECUTE mlbridge_stmt;
     DEALLOCATE PREPARE mlbridge_stmt;
@@ -148,27 +168,34 @@ BEGIN
     SET v_chunk = GREATEST(1, LEAST(v_chunk, v_max_chunk DIV GREATEST(v_widest, 1)));
   END IF;
 
-  SET @mlbridge_sql = CONCAT('SELECT COUNT(*) INTO @mlbridge_total FROM ', v_rows);
-  PREPARE mlbridge_stmt FROM @mlbridge_sql;
-  EXECUTE mlbridge_stmt;
-  DEALLOCATE PREPARE mlbridge_stmt;
-  SET v_total = @mlbridge_total;
-
-  SET @mlbridge_sql = CONCAT(
-    'INSERT INTO predict_queue (request_id, seq_from, seq_to, model_name, model_version, priority) ',
-    'SELECT ', o_request, ', seq, LEAST(seq + ', v_chunk - 1, ', ', v_total, '), ?, ', v_version, ', ',
-    IF(p_output IS NULL, 1, 2), ' FROM ', v_rows, ' WHERE (seq - 1) MOD ', v_chunk, ' = 0');
-  PREPARE mlbridge_stmt FROM @mlbridge_sql;
-  SET @mlbridge_model = v_name;
-  EXECUTE mlbridge_stmt USING @mlbridge_model;
-  DEALLOCATE PREPARE mlbridge_stmt;
-
   UPDATE requests
      SET rows_table = v_table, rows_total = v_total, rows_failed = v_failed,
          status = IF(v_failed >= v_total, 'done', 'pending'),
          finished_at = IF(v_failed >= v_total, NOW(6), NULL)
    WHERE id = o_request;
   COMMIT;
-  SET @mlbridge_sql = NULL, @mlbridge_key = NULL, @mlbridge_model = NULL;
-  CALL _wake_bridges();
+  DROP TEMPORARY TABLE IF EXISTS `{{scratch}}`.`predict_repeats`, `{{scratch}}`.`predict_candidates`,
+                                 `{{scratch}}`.`predict_candidates2`;
+
+  -- The rows, chunk by chunk: each chunk is claimable as soon as its transaction commits.
+  SET v_copy = CONCAT('INSERT INTO ', v_rows, ' SELECT * FROM `{{scratch}}`.`predict_input` WHERE seq BETWEEN ? AND ?');
+  SET @mlbridge_sql = v_copy;
+  PREPARE mlbridge_copy FROM @mlbridge_sql;
+  WHILE v_from <= v_total DO
+    SET @mlbridge_from = v_from, @mlbridge_to = LEAST(v_from + v_chunk - 1, v_total);
+    START TRANSACTION;
+    EXECUTE mlbridge_copy USING @mlbridge_from, @mlbridge_to;
+    IF v_failed < v_total THEN
+      INSERT INTO predict_queue (request_id, seq_from, seq_to, model_name, model_version, priority)
+        VALUES (o_request, @mlbridge_from, @mlbridge_to, v_name, v_version, IF(p_output IS NULL, 1, 2));
+    END IF;
+    COMMIT;
+    IF v_failed < v_total THEN
+      CALL _wake_bridges();
+    END IF;
+    SET v_from = v_from + v_chunk;
+  END WHILE;
+  DEALLOCATE PREPARE mlbridge_copy;
+  DROP TEMPORARY TABLE IF EXISTS `{{scratch}}`.`predict_input`;
+  SET @mlbridge_sql = NULL, @mlbridge_from = NULL, @mlbridge_to = NULL;
 END

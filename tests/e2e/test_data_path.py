@@ -235,6 +235,7 @@ def mixed_model(dsn, model_base, model_server, bridge):
     cur.execute("REPLACE INTO models (name, version, inputs, outputs, score_output, source) "
                 "VALUES ('mixed', 1, %s, '[]', 'score', 'trainer')", (json.dumps(inputs),))
     wait_served(model_server.target, "mixed", 1)
+    cur.execute("CREATE DATABASE IF NOT EXISTS demo")
     cur.execute("DROP TABLE IF EXISTS demo.mixed")
     cur.execute("CREATE TABLE demo.mixed (k VARCHAR(400) PRIMARY KEY, color VARCHAR(20), day DATE, x DOUBLE, "
                 "nt VARCHAR(20), big LONGTEXT)")
@@ -382,3 +383,15 @@ def test_a_null_in_an_all_number_table_fails_its_row_alone(dsn, db, bc_model, bc
                                                         "'SELECT * FROM demo.bc_null', NULL)"))}
     assert "column mean_texture: NULL" in rows["11"]["error"]
     assert all(float(r["score"]) == pytest.approx(bc_scores[k], abs=1e-9) for k, r in rows.items() if k != "11")
+
+
+def test_long_text_keys_repeat_only_when_equal_whole(dsn, mixed_model):
+    """Text keys are grouped by their first 255 characters, then compared whole."""
+    row = "SELECT CONCAT(REPEAT(''k'', 300), ''{}'') AS k, ''red'' AS color, ''2024-05-01'' AS day, 1.0 AS x, 1 AS n"
+    query = " UNION ALL ".join(row.format(tail) for tail in ("a", "b", "a", "c"))
+    rows = _rows(sql_cli(dsn, f"CALL mlbridge.predict_scores('mixed', '{query}', '{{\"key\": \"k\"}}')"))
+    by_tail = {}
+    for r in rows:
+        by_tail.setdefault(r["row_key"][-1], []).append(r)
+    assert len(by_tail["a"]) == 2 and all("repeats in this request" in r["error"] for r in by_tail["a"])
+    assert by_tail["b"][0]["error"] is None and by_tail["c"][0]["error"] is None
