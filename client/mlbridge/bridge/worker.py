@@ -218,15 +218,9 @@ class Bridge:
         try:
             while not self.stopping.is_set() and self._broken is None:
                 started = time.monotonic()
-                chunks = queue.claim(self.config.claim_chunks, BULK)
-                self.metrics.stage("claim", time.monotonic() - started)
-                if not chunks:
-                    self.progress_at = time.monotonic()
-                    wakeup.arm()
-                    chunks = queue.claim(self.config.claim_chunks, BULK)
-                    if not chunks:
-                        wakeup.wait(self.config.idle_max)
-                        continue
+                chunks = self._claim_or_wait(queue, wakeup, BULK)
+                if chunks:  # time spent waiting for work is no claim's
+                    self.metrics.stage("claim", time.monotonic() - started)
                 for chunk in chunks:
                     out.put(self._read(chunk, conn, source))
         except Exception as exc:  # noqa: BLE001 - the database went away, or worse: reconnect
@@ -236,6 +230,20 @@ class Bridge:
         finally:
             out.put(_END)
 
+    def _claim_or_wait(self, queue: Queue, wakeup: Wakeup, priorities: tuple[int, int]) -> list[Chunk]:
+        """Chunks of these priorities, now ours; or, when there are none, a wait until queueing
+        wakes us (or idle_max passes) and no chunk. Parking first and looking once more means
+        work queued in between is not missed."""
+        chunks = queue.claim(self.config.claim_chunks, priorities)
+        if chunks:
+            return chunks
+        self.progress_at = time.monotonic()
+        wakeup.arm()
+        chunks = queue.claim(self.config.claim_chunks, priorities)
+        if not chunks:
+            wakeup.wait(self.config.idle_max)
+        return chunks
+
     def _online_lane(self, queue: Queue, conn, wakeup: Wakeup) -> None:
         """predict_row's chunks, one after another on a connection of their own, claimed, scored
         and written by this thread alone: an online row never waits behind bulk chunks in the
@@ -244,14 +252,7 @@ class Bridge:
         writer = ResultWriter(None, use_local=False)
         try:
             while not self.stopping.is_set() and self._broken is None:
-                chunks = queue.claim(self.config.claim_chunks, ONLINE)
-                if not chunks:
-                    wakeup.arm()
-                    chunks = queue.claim(self.config.claim_chunks, ONLINE)
-                    if not chunks:
-                        wakeup.wait(self.config.idle_max)
-                        continue
-                for chunk in chunks:
+                for chunk in self._claim_or_wait(queue, wakeup, ONLINE):
                     work = self._read(chunk, conn, source)
                     self._apply(queue, source, writer, chunk, decide(work, self.client, self.metrics.predict))
                 self.progress_at = time.monotonic()
