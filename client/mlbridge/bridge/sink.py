@@ -65,9 +65,24 @@ def results_values(request_id: int, results: Sequence[Result]) -> str:
 
 
 def local_folder() -> Path:
-    """A private folder for the files LOAD DATA LOCAL reads, in memory where the machine has /dev/shm."""
-    base = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
-    return Path(tempfile.mkdtemp(prefix="mlbridge-results-", dir=base))
+    """A private folder for the files LOAD DATA LOCAL reads, in memory where the machine has
+    /dev/shm. Folders left by bridges that were killed (named after their pid) go first."""
+    base = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else tempfile.gettempdir()
+    for old in Path(base).glob("mlbridge-results-*-*"):
+        pid = old.name.split("-")[2]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(old, ignore_errors=True)
+    return Path(tempfile.mkdtemp(prefix=f"mlbridge-results-{os.getpid()}-", dir=base))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 class ResultWriter:
@@ -110,5 +125,7 @@ class ResultWriter:
         # LOCAL turns duplicate keys into warnings (rows skipped): a short count is a duplicate.
         cur.execute(query("load_results").replace("{request}", str(int(request_id)))
                     .replace("{file}", str(self._file).replace("\\", "\\\\").replace("'", "\\'")))
-        if cur.rowcount != len(results):
+        count = cur.rowcount
+        self._file.unlink(missing_ok=True)
+        if count != len(results):
             raise DuplicateResult()
