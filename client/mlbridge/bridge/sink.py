@@ -120,8 +120,13 @@ class ResultWriter:
             raise
 
     def _load(self, cur, request_id: int, results: Sequence[Result]) -> None:
-        assert self._file is not None
-        self._file.write_text(results_tsv(results), encoding="utf-8")
+        assert self._file is not None and self.folder is not None
+        text = results_tsv(results)
+        try:
+            self._file.write_text(text, encoding="utf-8")
+        except FileNotFoundError:  # the folder was cleaned away (a tmp cleaner, logind's RemoveIPC)
+            self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+            self._file.write_text(text, encoding="utf-8")
         # LOCAL turns duplicate keys into warnings (rows skipped): a short count is a duplicate.
         cur.execute(query("load_results").replace("{request}", str(int(request_id)))
                     .replace("{file}", str(self._file).replace("\\", "\\\\").replace("'", "\\'")))
