@@ -130,3 +130,27 @@ def test_the_heartbeat_keeps_a_slow_chunk_and_lets_a_dead_one_go(surface):
         beat.join(5)
         cur.callproc("request_cancel", (request,))
         conn.close()
+
+
+def test_results_folder_cleaned_away_is_made_again(dsn):
+    import shutil
+
+    folder = local_folder()
+    conn = connect(dsn, allow_local_infile_in_path=str(folder))
+    writer = ResultWriter(folder, use_local=True, local_min_rows=1)
+    try:
+        cur = conn.cursor()
+        cur.execute("CREATE DATABASE IF NOT EXISTS results_folder_test")
+        cur.execute("DROP TABLE IF EXISTS results_folder_test.results")
+        cur.execute(f"CREATE TABLE results_folder_test.results LIKE {quote_ident(dsn.database)}.results")
+        cur.execute("USE results_folder_test")
+        writer.write(cur, 1, [Result(1, 0.5)])
+        shutil.rmtree(folder)  # as a tmp cleaner would
+        writer.write(cur, 1, [Result(2, 0.25)])
+        cur.execute("SELECT seq, score FROM results ORDER BY seq")
+        assert cur.fetchall() == [(1, 0.5), (2, 0.25)]
+        assert writer.use_local and not list(folder.iterdir())  # still LOAD DATA; no file left behind
+    finally:
+        writer.close()
+        conn.cursor().execute("DROP DATABASE IF EXISTS results_folder_test")
+        conn.close()
