@@ -3,6 +3,7 @@ inside the package; nothing is downloaded), loaded into MySQL, and the demo's re
 
     python examples/breast_cancer.py load   --dsn DSN        table demo.breast_cancer
     python examples/breast_cancer.py report --dsn DSN FILE   accuracy of scores in FILE (TSV)
+    python examples/breast_cancer.py features                JSON_OBJECT(...) of one row, for predict_row
 """
 
 from __future__ import annotations
@@ -53,12 +54,23 @@ def report(dsn, path: str) -> None:
     print(f"accuracy on all rows: {correct / max(1, len(ok)):.4f} (score >= 0.5 means benign)")
 
 
+def features_object() -> str:
+    """`JSON_OBJECT('mean_radius', mean_radius, ...)` over the table's feature columns, for predict_row."""
+    from sklearn.datasets import load_breast_cancer
+
+    names = column_names(load_breast_cancer().feature_names)
+    return "JSON_OBJECT(" + ", ".join(f"'{n}', `{n}`" for n in names) + ")"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("action", choices=["load", "report"])
+    parser.add_argument("action", choices=["load", "report", "features"])
     parser.add_argument("file", nargs="?")
     parser.add_argument("--dsn")
     args = parser.parse_args()
+    if args.action == "features":
+        print(features_object())
+        return 0
     dsn = resolve_dsn(args.dsn)
     if args.action == "load":
         load(dsn)

@@ -65,4 +65,17 @@ fi
 echo "..."
 python examples/breast_cancer.py report "$MLBRIDGE_RUN_DIR/scores.tsv"
 
+step "a whole table into a table of scores: predict_table"
+query="CALL mlbridge.predict_table('breast_cancer', 'demo.breast_cancer', 'demo.breast_cancer_scores', '{\"mode\": \"replace\"}')"
+echo "mariadb> $query;"
+"${SQL[@]}" --vertical -e "$query" | grep -E '^ *(status|rows_done|rows_failed|output|seconds):'
+query="SELECT b.id, b.benign, s.score FROM demo.breast_cancer AS b JOIN demo.breast_cancer_scores AS s USING (id) ORDER BY b.id LIMIT 3"
+echo "mariadb> $query;"
+"${SQL[@]}" --table -e "$query"
+
+step "one row, online: predict_row"
+features=$(python examples/breast_cancer.py features)
+echo "mariadb> CALL mlbridge.predict_row('breast_cancer', (SELECT JSON_OBJECT('mean_radius', mean_radius, ...) FROM demo.breast_cancer WHERE id = 1));"
+"${SQL[@]}" --table -e "CALL mlbridge.predict_row('breast_cancer', (SELECT $features FROM demo.breast_cancer WHERE id = 1))"
+
 step "done: stopping the bridge, the model server and the database"
