@@ -64,6 +64,12 @@ SELECT DATA_TYPE FROM information_schema.COLUMNS
 -- A range of the primary key, usually empty: cheaper than an anti-join on every row.
 SELECT seq FROM results WHERE request_id = %s AND seq BETWEEN %s AND %s;
 
+-- name: online_request
+-- A predict_row request and its row in one round trip: the online lane's read.
+SELECT q.kind, q.inputs, q.rows_table, o.features
+  FROM requests AS q LEFT JOIN online_rows AS o ON o.request_id = q.id
+ WHERE q.id = %s;
+
 -- name: online_row
 -- The one row of a predict_row request: a JSON object of input name -> value.
 SELECT features FROM online_rows WHERE request_id = %s;

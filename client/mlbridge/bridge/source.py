@@ -3,9 +3,10 @@ queued before typed rows, and predict_row's one JSON object."""
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
-from itertools import chain
+from itertools import chain, islice
 from typing import Any
 
 import numpy as np
@@ -15,6 +16,8 @@ from . import rows as rowlib
 from .queue import Chunk
 
 _ROWS_TABLE = re.compile(r"rows_[0-9]+")
+# Rows converted at a time between chances for the bridge's other threads to run (about 0.5 ms).
+BLOCK = 1024
 # Column types whose values are plain numbers (no text, no dates): a chunk of these can be read
 # as one float matrix. BIT and YEAR are left to the value-by-value path.
 NUMERIC_TYPES = {"tinyint", "smallint", "mediumint", "int", "bigint", "decimal", "float", "double"}
@@ -55,7 +58,12 @@ def fetch_binary(conn, sql: str, params: tuple[int, ...]) -> list[tuple]:
         stmt = cmysql.stmt_prepare(text.encode())
         try:
             stmt.stmt_execute(query_attrs=[])
-            return list(iter(stmt.fetch_row, None))
+            # In blocks: a list() over the whole result would hold the interpreter for the whole
+            # chunk, and the bridge's online lane waits for it.
+            rows, found = iter(stmt.fetch_row, None), []
+            while block := list(islice(rows, BLOCK)):
+                found.extend(block)
+            return found
         finally:
             stmt.free_result()
             stmt.stmt_close()
@@ -110,7 +118,10 @@ class Source:
             # numeric columns cannot hold: rows.convert_column takes NaN for NULL.
             width = len(spec.inputs) + 1
             try:
-                matrix = np.fromiter(chain.from_iterable(found), np.float64, len(found) * width)
+                matrix = np.concatenate([
+                    np.fromiter(chain.from_iterable(found[i:i + BLOCK]), np.float64,
+                                len(found[i:i + BLOCK]) * width)
+                    for i in range(0, len(found), BLOCK)])
             except (TypeError, ValueError, OverflowError):
                 matrix = None
             if matrix is not None:
@@ -145,6 +156,22 @@ class Source:
             cur.close()
         seqs, columns, failed = rowlib.json_columns([r[0] for r in found], [r[2] for r in found], spec.inputs)
         return ChunkRows(seqs, columns, failed)
+
+    def online_request(self, chunk: Chunk) -> tuple[RequestSpec, ChunkRows]:
+        """A predict_row request and its one row, in one query (the online lane's read)."""
+        cur = self.conn.cursor()
+        try:
+            cur.execute(query("online_request"), (chunk.request_id,))
+            found = cur.fetchone()
+        finally:
+            cur.close()
+        if not found:
+            raise LookupError(f"request {chunk.request_id} is gone")
+        kind, inputs, rows_table, features = found
+        spec = RequestSpec(kind, json.loads(inputs) if inputs else [], rows_table)
+        if kind != "predict_row" or features is None:
+            return spec, self.read(chunk, spec)
+        return spec, ChunkRows([1], rowlib.object_columns(features, spec.inputs))
 
     def _online(self, chunk: Chunk, spec: RequestSpec) -> ChunkRows:
         cur = self.conn.cursor()

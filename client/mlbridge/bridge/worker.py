@@ -230,16 +230,17 @@ class Bridge:
         finally:
             out.put(_END)
 
-    def _claim_or_wait(self, queue: Queue, wakeup: Wakeup, priorities: tuple[int, int]) -> list[Chunk]:
+    def _claim_or_wait(self, queue: Queue, wakeup: Wakeup, priorities: tuple[int, int],
+                       mark_running: bool = True) -> list[Chunk]:
         """Chunks of these priorities, now ours; or, when there are none, a wait until queueing
         wakes us (or idle_max passes) and no chunk. Parking first and looking once more means
         work queued in between is not missed."""
-        chunks = queue.claim(self.config.claim_chunks, priorities)
+        chunks = queue.claim(self.config.claim_chunks, priorities, mark_running)
         if chunks:
             return chunks
         self.progress_at = time.monotonic()
         wakeup.arm()
-        chunks = queue.claim(self.config.claim_chunks, priorities)
+        chunks = queue.claim(self.config.claim_chunks, priorities, mark_running)
         if not chunks:
             wakeup.wait(self.config.idle_max)
         return chunks
@@ -252,8 +253,8 @@ class Bridge:
         writer = ResultWriter(None, use_local=False)
         try:
             while not self.stopping.is_set() and self._broken is None:
-                for chunk in self._claim_or_wait(queue, wakeup, ONLINE):
-                    work = self._read(chunk, conn, source)
+                for chunk in self._claim_or_wait(queue, wakeup, ONLINE, mark_running=False):
+                    work = self._read(chunk, conn, source, online=True)
                     self._apply(queue, source, writer, chunk, decide(work, self.client, self.metrics.predict))
                 self.progress_at = time.monotonic()
         except Exception as exc:  # noqa: BLE001 - the database went away, or worse: reconnect
@@ -261,10 +262,14 @@ class Bridge:
                 log.exception("bridge: online lane")
             self._break(exc)
 
-    def _read(self, chunk: Chunk, conn, source: Source) -> Work:
+    def _read(self, chunk: Chunk, conn, source: Source, online: bool = False) -> Work:
         """A chunk's rows and model; a failure of this chunk alone travels with it."""
         try:
             started = time.monotonic()
+            if online:
+                spec, rows = source.online_request(chunk)
+                model = self.catalog.model(conn, chunk.model_name, chunk.model_version, spec)
+                return Work(chunk, rows, model)
             spec = self.catalog.request(conn, chunk.request_id)
             model = self.catalog.model(conn, chunk.model_name, chunk.model_version, spec)
             rows = source.read(chunk, spec, all(i.dtype in FLOAT_DTYPES for i in model.inputs))
