@@ -266,3 +266,18 @@ def test_routines_are_defined_by_the_locked_account(catalog):
     conn.close()
     locked = sql_cli(catalog, "SELECT 1", user="mlbridge_definer")
     assert locked.returncode != 0 and ("locked" in locked.stderr.lower() or "denied" in locked.stderr.lower())
+
+
+def test_wide_rows_make_smaller_chunks(catalog):
+    """A chunk's rows stay under max_chunk_bytes, so a bridge never holds more than that."""
+    db = connect(catalog)
+    cur = db.cursor()
+    done = sql_cli(catalog, "CALL mlbridge.predict_scores('sqlfake', 'SELECT id, REPEAT(''x'', 200000) AS f1, f2 "
+                            "FROM sqltest.t WHERE id <= 500', '{\"async\": true}')")
+    request = int(parse_tsv(done.stdout)[0]["request_id"])
+    cur.execute("SELECT MAX(seq_to - seq_from + 1), COUNT(*) FROM predict_queue WHERE request_id = %s", (request,))
+    widest, chunks = cur.fetchone()
+    cur.execute("SELECT value FROM settings WHERE name = 'max_chunk_bytes'")
+    assert widest == int(cur.fetchone()[0]) // 200000 and chunks == -(-500 // widest)
+    sql_cli(catalog, f"CALL mlbridge.request_cancel({request})")
+    db.close()
