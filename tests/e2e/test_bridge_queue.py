@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 
@@ -15,19 +16,30 @@ from mlbridge.db import connect, quote_ident
 from .test_sql_surface import INPUTS
 
 
-@pytest.mark.parametrize("local", [True, False], ids=["load-data-local", "insert"])
-def test_results_keep_every_character(dsn, local):
+@contextlib.contextmanager
+def results_writer(dsn, local: bool):
+    """A writer and a cursor on a schema of its own holding a results table, which the writer's
+    unqualified `results` finds (the session's USE)."""
     folder = local_folder()
     conn = connect(dsn, allow_local_infile_in_path=str(folder))
     writer = ResultWriter(folder, use_local=local, local_min_rows=1)
+    cur = conn.cursor()
     try:
-        cur = conn.cursor()
         cur.execute("SET SESSION sql_mode = REPLACE(@@sql_mode, 'NO_BACKSLASH_ESCAPES', '')")
-        # A results table of its own, which the writer's unqualified `results` finds after USE.
-        cur.execute("CREATE DATABASE IF NOT EXISTS results_text_test")
-        cur.execute("DROP TABLE IF EXISTS results_text_test.results")
-        cur.execute(f"CREATE TABLE results_text_test.results LIKE {quote_ident(dsn.database)}.results")
-        cur.execute("USE results_text_test")
+        cur.execute("CREATE DATABASE IF NOT EXISTS results_writer_test")
+        cur.execute("DROP TABLE IF EXISTS results_writer_test.results")
+        cur.execute(f"CREATE TABLE results_writer_test.results LIKE {quote_ident(dsn.database)}.results")
+        cur.execute("USE results_writer_test")
+        yield writer, cur
+    finally:
+        writer.close()
+        conn.cursor().execute("DROP DATABASE IF EXISTS results_writer_test")
+        conn.close()
+
+
+@pytest.mark.parametrize("local", [True, False], ids=["load-data-local", "insert"])
+def test_results_keep_every_character(dsn, local):
+    with results_writer(dsn, local) as (writer, cur):
         nasty = ["it's", "back\\slash", "new\nline", "tab\there", "nul\x00byte", "ctrl-z\x1a", "crlf\r\n",
                  "ünïcødé ✓ 𝄞", "%s %(x)s", "\\N", "", "end\\"]
         results = [Result(i + 1, 0.1 * i, json.dumps({"k": text}), text) for i, text in enumerate(nasty)]
@@ -40,10 +52,6 @@ def test_results_keep_every_character(dsn, local):
         assert [json.loads(g[2])["k"] for g in got[:-1]] == nasty and got[-1][2] is None
         with pytest.raises(DuplicateResult):
             writer.write(cur, 9, results[:1])
-    finally:
-        writer.close()
-        conn.cursor().execute("DROP DATABASE IF EXISTS results_text_test")
-        conn.close()
 
 
 def test_two_connections_racing_never_claim_the_same_chunk(surface):
@@ -135,22 +143,10 @@ def test_the_heartbeat_keeps_a_slow_chunk_and_lets_a_dead_one_go(surface):
 def test_results_folder_cleaned_away_is_made_again(dsn):
     import shutil
 
-    folder = local_folder()
-    conn = connect(dsn, allow_local_infile_in_path=str(folder))
-    writer = ResultWriter(folder, use_local=True, local_min_rows=1)
-    try:
-        cur = conn.cursor()
-        cur.execute("CREATE DATABASE IF NOT EXISTS results_folder_test")
-        cur.execute("DROP TABLE IF EXISTS results_folder_test.results")
-        cur.execute(f"CREATE TABLE results_folder_test.results LIKE {quote_ident(dsn.database)}.results")
-        cur.execute("USE results_folder_test")
+    with results_writer(dsn, True) as (writer, cur):
         writer.write(cur, 1, [Result(1, 0.5)])
-        shutil.rmtree(folder)  # as a tmp cleaner would
+        shutil.rmtree(writer.folder)  # as a tmp cleaner would
         writer.write(cur, 1, [Result(2, 0.25)])
         cur.execute("SELECT seq, score FROM results ORDER BY seq")
         assert cur.fetchall() == [(1, 0.5), (2, 0.25)]
-        assert writer.use_local and not list(folder.iterdir())  # still LOAD DATA; no file left behind
-    finally:
-        writer.close()
-        conn.cursor().execute("DROP DATABASE IF EXISTS results_folder_test")
-        conn.close()
+        assert writer.use_local and not list(writer.folder.iterdir())  # still LOAD DATA; no file left behind

@@ -14,6 +14,7 @@ from pathlib import Path
 import mysql.connector
 
 from ..db import query
+from ..db.local import pid_alive
 from .rows import Result
 
 log = logging.getLogger("mlbridge.bridge")
@@ -70,19 +71,10 @@ def local_folder() -> Path:
     base = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else tempfile.gettempdir()
     for old in Path(base).glob("mlbridge-results-*-*"):
         pid = old.name.split("-")[2]
-        if pid.isdigit() and not _alive(int(pid)):
+        if pid.isdigit() and not pid_alive(int(pid)):
             shutil.rmtree(old, ignore_errors=True)
     return Path(tempfile.mkdtemp(prefix=f"mlbridge-results-{os.getpid()}-", dir=base))
 
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class ResultWriter:
