@@ -187,15 +187,25 @@ def _row_args(cur) -> tuple:
     return ("bench8", json.dumps(dict(zip(FEATURES, values))))
 
 
+def call_row(cur, args: tuple) -> list[tuple]:
+    """`CALL mlbridge.predict_row(...)` as an application sends it: one statement (callproc would
+    add round trips of its own for the arguments)."""
+    cur.execute("CALL predict_row(%s, %s)", args)
+    rows = cur.fetchall()
+    while cur.nextset():
+        pass
+    return rows
+
+
 def latencies(dsn: Dsn, calls: int, spacing: float = 0.0) -> dict:
     conn = connect(dsn)
     cur = conn.cursor()
     args = _row_args(cur)
-    call(cur, "predict_row", args)  # warm
+    call_row(cur, args)  # warm
     seen = []
     for _ in range(calls):
         started = time.perf_counter()
-        rows = call(cur, "predict_row", args)
+        rows = call_row(cur, args)
         seen.append((time.perf_counter() - started) * 1000)
         if rows[0][2] is not None:
             raise SystemExit(f"predict_row failed: {rows[0][2]}")
