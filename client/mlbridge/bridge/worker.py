@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import os
 import queue as queues
+import shutil
 import signal
 import socket
 import sys
@@ -149,7 +150,7 @@ class Bridge:
             housekeeper.join(10)
             self.client.close()
             if self.folder is not None:
-                ResultWriter(self.folder).close()
+                shutil.rmtree(self.folder, ignore_errors=True)
         log.info("bridge %s stopped after %d chunks", self.id, self.chunks_done)
 
     def _abandon(self, exc: BaseException, failures: int) -> None:
