@@ -8,7 +8,7 @@ import json
 from dataclasses import dataclass
 
 from .. import serving_client as sc
-from ..db import query, retry_transaction
+from ..db import fetch_one, query, retry_transaction
 from .rows import Input, pick_score_output
 from .source import RequestSpec
 
@@ -75,7 +75,7 @@ class Catalog:
     def request(self, conn, request_id: int) -> RequestSpec:
         spec = self._requests.get(request_id)
         if spec is None:
-            found = _fetch_one(conn, "request_spec", (request_id,))
+            found = fetch_one(conn, "request_spec", (request_id,))
             if found is None:
                 raise LookupError(f"request {request_id} is gone")
             kind, inputs, rows_table = found
@@ -93,7 +93,7 @@ class Catalog:
         key = (name, version)
         if key not in self._models:
             signature = self.client.metadata(name, version)
-            found = _fetch_one(conn, "model_outputs", key)
+            found = fetch_one(conn, "model_outputs", key)
             configured, _outputs, inputs = found if found else (None, None, None)
             missing = {i.get("name") for i in json.loads(inputs or "[]") if isinstance(i, dict) and i.get("missing")}
             names = [o.name for o in signature.outputs]
@@ -106,12 +106,3 @@ class Catalog:
             raise RequestMismatch(f"mlbridge: model {name}:{version} takes inputs {sorted(dtypes)}, but the request "
                                   f"carries {sorted(request.inputs)}; the catalog entry is out of date")
         return ModelSpec([Input(n, dtypes[n], n in missing) for n in request.inputs], score, keep)
-
-
-def _fetch_one(conn, name: str, params: tuple):
-    cur = conn.cursor()
-    try:
-        cur.execute(query(name), params)
-        return cur.fetchone()
-    finally:
-        cur.close()

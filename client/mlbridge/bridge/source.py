@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from ..db import query, quote_ident
+from ..db import fetch_all, fetch_one, query, quote_ident
 from . import rows as rowlib
 from .queue import Chunk
 
@@ -131,40 +131,20 @@ class Source:
         return ChunkRows(list(values[0]), [list(v) for v in values[1:]])
 
     def _numeric(self, spec: RequestSpec) -> bool:
-        cur = self.conn.cursor()
-        try:
-            cur.execute(query("rows_column_types"), (self.data_schema, spec.rows_table))
-            types = [row[0].lower() for row in cur.fetchall()]
-        finally:
-            cur.close()
+        types = [row[0].lower() for row in fetch_all(self.conn, "rows_column_types", (self.data_schema, spec.rows_table))]
         return len(types) == len(spec.inputs) and all(t in NUMERIC_TYPES for t in types)
 
     def _with_results(self, chunk: Chunk) -> set[int]:
-        cur = self.conn.cursor()
-        try:
-            cur.execute(query("chunk_results"), (chunk.request_id, chunk.seq_from, chunk.seq_to))
-            return {row[0] for row in cur.fetchall()}
-        finally:
-            cur.close()
+        return {row[0] for row in fetch_all(self.conn, "chunk_results", (chunk.request_id, chunk.seq_from, chunk.seq_to))}
 
     def _json(self, chunk: Chunk, spec: RequestSpec) -> ChunkRows:
-        cur = self.conn.cursor()
-        try:
-            cur.execute(query("chunk_rows"), (chunk.request_id, chunk.seq_from, chunk.seq_to))
-            found = cur.fetchall()
-        finally:
-            cur.close()
+        found = fetch_all(self.conn, "chunk_rows", (chunk.request_id, chunk.seq_from, chunk.seq_to))
         seqs, columns, failed = rowlib.json_columns([r[0] for r in found], [r[2] for r in found], spec.inputs)
         return ChunkRows(seqs, columns, failed)
 
     def online_request(self, chunk: Chunk) -> tuple[RequestSpec, ChunkRows]:
         """A predict_row request and its one row, in one query (the online lane's read)."""
-        cur = self.conn.cursor()
-        try:
-            cur.execute(query("online_request"), (chunk.request_id,))
-            found = cur.fetchone()
-        finally:
-            cur.close()
+        found = fetch_one(self.conn, "online_request", (chunk.request_id,))
         if not found:
             raise LookupError(f"request {chunk.request_id} is gone")
         kind, inputs, rows_table, features = found
@@ -174,12 +154,7 @@ class Source:
         return spec, ChunkRows([1], rowlib.object_columns(features, spec.inputs))
 
     def _online(self, chunk: Chunk, spec: RequestSpec) -> ChunkRows:
-        cur = self.conn.cursor()
-        try:
-            cur.execute(query("online_row"), (chunk.request_id,))
-            found = cur.fetchone()
-        finally:
-            cur.close()
+        found = fetch_one(self.conn, "online_row", (chunk.request_id,))
         if not found:
             return ChunkRows()
         return ChunkRows([1], rowlib.object_columns(found[0], spec.inputs))

@@ -45,7 +45,7 @@ from .queue import Chunk, Queue, backoff
 from .rows import FLOAT_DTYPES
 from .scoring import Done, Fail, Release, Retry, Work, decide
 from .sink import ResultWriter, local_folder
-from .source import ChunkRows, Source
+from .source import Source
 from .wakeup import Wakeup
 
 log = logging.getLogger("mlbridge.bridge")
@@ -411,4 +411,4 @@ class Bridge:
         return True
 
 
-__all__ = ["Bridge", "BridgeConfig", "ChunkRows"]
+__all__ = ["Bridge", "BridgeConfig"]

@@ -64,6 +64,22 @@ def query(name: str) -> str:
         raise KeyError(f"no query named {name!r} in sql/queries.sql") from None
 
 
+def fetch_all(conn, name: str, params: tuple = ()) -> list[tuple]:
+    """The rows of named query `name` (sql/queries.sql), on a cursor of its own."""
+    cur = conn.cursor()
+    try:
+        cur.execute(query(name), params)
+        return cur.fetchall()
+    finally:
+        cur.close()
+
+
+def fetch_one(conn, name: str, params: tuple = ()) -> tuple | None:
+    """The first row of named query `name`, or None."""
+    found = fetch_all(conn, name, params)
+    return found[0] if found else None
+
+
 def retry_transaction(conn, work: Callable[[object], T], *, attempts: int = 8) -> T:
     """Run work(cursor) in one transaction; retry the whole of it on deadlock or lock wait timeout."""
     for attempt in range(1, attempts + 1):
