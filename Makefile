@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: all venv db-server proto proto-check lint demo test test-unit bench clean distclean
+.PHONY: all venv db-server proto proto-check lint demo test test-unit bench quality clean distclean
 
 all: test
 
@@ -54,3 +54,12 @@ BENCH_ROWS ?= 1000000
 BENCH_BRIDGES ?= 1
 bench: venv db-server
 	$(BIN)/python bench/bench.py --rows $(BENCH_ROWS) --bridges $(BENCH_BRIDGES)
+
+# Model quality (not part of make test): the trainer beside scikit-learn baselines, paired 5x2-fold
+# cross-validation on data sets that packages ship, loaded into a private server. QUALITY_ARGS
+# passes flags on, e.g. QUALITY_ARGS="--quick" or QUALITY_ARGS="--sets wine,wage --model-type gbt".
+# ISLP goes in without its dependencies, which would pull in torch.
+QUALITY_ARGS ?=
+quality: venv db-server
+	$(BIN)/python -m pip install -q -c constraints.txt pandas palmerpenguins && $(BIN)/python -m pip install -q --no-deps ISLP
+	$(BIN)/python bench/quality.py $(QUALITY_ARGS)

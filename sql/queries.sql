@@ -3,9 +3,9 @@
 
 -- name: record_model_version
 -- The trainer records a version it exported (the bridge's server sync never overwrites these fields).
-INSERT INTO models (name, version, state, task, inputs, outputs, score_output, label, metrics, trained_on, source)
-VALUES (%s, %s, 'available', %s, %s, %s, %s, %s, %s, %s, 'trainer')
-ON DUPLICATE KEY UPDATE state = 'available', task = VALUES(task), inputs = VALUES(inputs),
+INSERT INTO models (name, version, state, task, model_type, inputs, outputs, score_output, label, metrics, trained_on, source)
+VALUES (%s, %s, 'available', %s, %s, %s, %s, %s, %s, %s, %s, 'trainer')
+ON DUPLICATE KEY UPDATE state = 'available', task = VALUES(task), model_type = VALUES(model_type), inputs = VALUES(inputs),
   outputs = VALUES(outputs), score_output = VALUES(score_output), label = VALUES(label),
   metrics = VALUES(metrics), trained_on = VALUES(trained_on), source = 'trainer', error = NULL;
 

@@ -21,6 +21,9 @@ def _server_package(command: str):
             f"mlbridge: `mlbridge {command}` runs on TensorFlow and needs the mlbridge-server package: "
             "pip install mlbridge-server (or `pip install -e server` in a checkout)"
         ) from None
+    from mlbridge_server.tf_runtime import import_quietly
+
+    import_quietly()
 
 
 # -- db ---------------------------------------------------------------------------------------
@@ -87,15 +90,21 @@ def cmd_train(args) -> int:
     _server_package("train")
     from mlbridge_server.trainer import train
 
-    tuning = {k: v for k, v in (("epochs", args.epochs), ("batch_size", args.batch_size)) if v is not None}
+    tuning = {k: v for k, v in (("epochs", args.epochs), ("batch_size", args.batch_size),
+                                 ("readers", args.readers)) if v is not None}
     result = train(
         resolve_dsn(args.dsn), args.query, args.label, args.model, model_base(args.model_base),
-        key=args.key, progress=not args.quiet, **tuning,
+        key=args.key, progress=not args.quiet, task=args.task, model_type=args.model_type, seed=args.seed,
+        validation_fraction=args.validation, test_fraction=args.test, **tuning,
     )
-    metrics = ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in result.metrics.items())
-    print(f"model {result.name}:{result.version} ({result.task}) -> {result.path}")
-    print(f"rows: {result.rows_train} train, {result.rows_holdout} hold-out, {result.rows_skipped} skipped")
-    print(f"hold-out: {metrics}")
+    shown = {k: v for k, v in result.metrics.items() if isinstance(v, (int, float))}
+    metrics = ", ".join(f"{k} {v:.4g}" for k, v in shown.items())
+    print(f"model {result.name}:{result.version} ({result.task}, {result.model_type}) -> {result.path}")
+    print(f"rows: {result.rows_train} train, {result.rows_validation} validation, {result.rows_test} test")
+    for kind, found in result.candidates.items():
+        scores = ", ".join(f"{k} {v:.4g}" for k, v in found.items() if isinstance(v, float) and k != "seconds")
+        print(f"  {kind}: validation {scores} ({found.get('seconds', 0):.1f} s)")
+    print(f"{'test' if result.rows_test else 'validation'}: {metrics}")
     return 0
 
 
@@ -169,13 +178,25 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--label", required=True, help="the label column")
         p.add_argument("--model", required=True, help="model name" + ("" if train else ", name:version"))
         p.add_argument("--model-base", help="default: $MLBRIDGE_MODEL_BASE or ./models")
-        p.add_argument("--key", default=None, help="key column: splits rows, never a feature (default: id)")
+        p.add_argument("--key", default=None,
+                       help="key column, never a feature: its hash splits rows into train, validation and test"
+                            + ("" if train else "; evaluate then scores the test rows only") + " (default: id)")
 
     p = sub.add_parser("train", help="train a model version on a query's rows")
     training_args(p, train=True)
-    p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--task", choices=["regression", "binary", "multiclass"], default=None,
+                   help="default: from the label (numbers: regression, 0/1: binary, strings: classes)")
+    p.add_argument("--model-type", choices=["auto", "linear", "mlp", "gbt"], default="auto",
+                   help="auto (default) fits all three and keeps the best on the validation rows")
+    p.add_argument("--epochs", type=int, default=None, help="most epochs for the networks (default 200; "
+                   "training stops early when the validation loss stops improving)")
     p.add_argument("--batch-size", type=int, default=None)
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--seed", type=int, default=0, help="the same seed and rows give the same model")
+    p.add_argument("--validation", type=float, default=0.1, help="share of rows that choose the model (0.1)")
+    p.add_argument("--test", type=float, default=0.1, help="share of rows that measure it (0.1; 0 for none)")
+    p.add_argument("--readers", type=int, default=None, help="parallel readers by key range (default: 2 for "
+                   "200k rows or more with an integer key, else 1)")
+    p.add_argument("--quiet", action="store_true", help="no progress (a bar on a terminal, else a line per epoch)")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("evaluate", help="metrics of a model on labelled rows")
@@ -200,11 +221,15 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     # Before TensorFlow loads (serve, train, evaluate): keep its C++ start-up chatter out of the way.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # -v shows them all.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0" if args.verbose else "3")
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr,
     )
+    if not args.verbose:  # TensorFlow's own Python chatter (asset writes, renamed inputs)
+        for name in ("absl", "tensorflow"):
+            logging.getLogger(name).setLevel(logging.ERROR)
     try:
         return args.func(args) or 0
     except MlbridgeError as exc:

@@ -36,7 +36,7 @@ def test_an_upgrade_keeps_queued_work_and_it_finishes(dsn, bc_model, bc_features
                     "VALUES (%s, 1, 4, 'bc', %s)", (request, bc_model["version"]))
 
         upgraded = install(target)
-        assert upgraded.migrations_applied == ["0002_typed_rows"] and upgraded.routines_created
+        assert upgraded.migrations_applied == ["0002_typed_rows", "0003_model_types"] and upgraded.routines_created
         with start_bridge(target, model_server.target, tmp_path):
             status = parse_tsv(sql_cli(target, f"CALL mlbridge_upgrade.request_wait({request}, 60)").stdout)[0]
             assert (status["status"], status["rows_done"], status["rows_failed"]) == ("done", "3", "1")

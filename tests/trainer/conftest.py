@@ -71,7 +71,7 @@ def cancer_table(tdsn):
 @pytest.fixture(scope="session")
 def diabetes_table(tdsn):
     """scikit-learn's diabetes data: 442 rows, 10 DOUBLE features, `target` DOUBLE; plus three
-    rows with a NULL (ids 1001..1003) the trainer must skip."""
+    rows with a NULL (ids 1001..1003): two in a feature (imputed), one in the label (refused)."""
     from sklearn.datasets import load_diabetes
 
     data = load_diabetes()
@@ -90,9 +90,14 @@ def diabetes_table(tdsn):
     return {"table": "tr_diabetes", "features": features, "x": data.data, "y": data.target.astype(np.float64)}
 
 
-def holdout_ids(ids) -> set[int]:
-    """The hold-out rule with a key, written out again here."""
-    return {i for i in ids if zlib.crc32(str(i).encode()) % 10 < 2}
+def split_ids(ids) -> dict[str, set[int]]:
+    """The split rule with a key and the default fractions, written out again here: crc32 of the
+    key's text, buckets 0-9 test, 10-19 validation, the rest train."""
+    out = {"train": set(), "validation": set(), "test": set()}
+    for i in ids:
+        bucket = zlib.crc32(str(i).encode()) % 100
+        out["test" if bucket < 10 else "validation" if bucket < 20 else "train"].add(i)
+    return out
 
 
 @pytest.fixture(scope="session")

@@ -8,23 +8,37 @@ from mlbridge import db
 from mlbridge.errors import MlbridgeError
 from mlbridge_server.trainer import evaluate
 
-from .conftest import MODEL, holdout_ids
+from .conftest import MODEL, split_ids
 
 
 def test_all_rows(cancer_model, tdsn, tmodel_base, cancer_table):
     got = evaluate(tdsn, "SELECT * FROM tr_cancer", "target", f"{MODEL}:1", tmodel_base)
-    assert got["rows"] == len(cancer_table["y"]) and got["rows_skipped"] == 0
+    assert got["rows"] == len(cancer_table["y"])
     assert got["accuracy"] >= 0.9 and got["auc"] >= 0.95
 
 
-def test_holdout_rows_give_the_training_metrics(cancer_model, tdsn, tmodel_base, cancer_table):
+def test_test_rows_give_the_training_metrics(cancer_model, tdsn, tmodel_base, cancer_table):
+    """The rows `--key` picks are the test rows of the training split, chosen by the query here."""
     result, _ = cancer_model
-    ids = sorted(holdout_ids(range(1, len(cancer_table["y"]) + 1)))
+    ids = sorted(split_ids(range(1, len(cancer_table["y"]) + 1))["test"])
     query = f"SELECT * FROM tr_cancer WHERE id IN ({', '.join(map(str, ids))})"
     got = evaluate(tdsn, query, "target", f"{MODEL}:1", tmodel_base)
-    assert got["rows"] == result.rows_holdout
+    assert got["rows"] == result.rows_test
     for name in ("accuracy", "auc", "log_loss", "positive_rate"):
         assert got[name] == pytest.approx(result.metrics[name], abs=1e-6), name
+
+
+def test_key_keeps_the_test_rows_only(cancer_model, tdsn, tmodel_base):
+    result, _ = cancer_model
+    got = evaluate(tdsn, "SELECT * FROM tr_cancer", "target", f"{MODEL}:1", tmodel_base, key="id")
+    assert got["rows"] == result.rows_test
+    with pytest.raises(MlbridgeError, match="key column 'nope'"):
+        evaluate(tdsn, "SELECT * FROM tr_cancer", "target", f"{MODEL}:1", tmodel_base, key="nope")
+
+
+def test_a_null_label_is_refused(cancer_model, tdsn, tmodel_base):
+    with pytest.raises(MlbridgeError, match="label column 't2' is NULL in 1 rows"):
+        evaluate(tdsn, "SELECT *, IF(id = 7, NULL, target) AS t2 FROM tr_cancer", "t2", f"{MODEL}:1", tmodel_base)
 
 
 def test_label_reference(cancer_model, tdsn, tmodel_base):

@@ -1,6 +1,5 @@
 """Bad input to `train` fails with an MlbridgeError that names the problem, and leaves nothing
-behind in the model base or the catalog. All but the empty hold-out fail before TensorFlow
-is even loaded."""
+behind in the model base or the catalog. All of them fail before TensorFlow is even loaded."""
 
 from __future__ import annotations
 
@@ -34,9 +33,11 @@ def mixed_table(tdsn):
 
 CASES = [
     ("SELECT id, a, b FROM tr_mixed", "y", "tr_e", r"label column 'y' is not among the query's columns \(id, a, b\)"),
-    ("SELECT a, city, y FROM tr_mixed", "y", "tr_e", "feature column 'city' is VARCHAR"),
-    ("SELECT a, at, y FROM tr_mixed", "y", "tr_e", "feature column 'at' is DATETIME"),
-    ("SELECT a, city FROM tr_mixed", "city", "tr_e", "only numeric labels"),
+    ("SELECT a, CAST(city AS BINARY) AS raw, y FROM tr_mixed", "y", "tr_e",
+     r"feature column 'raw' is VARBINARY, which no model here can take: convert it to text"),
+    ("SELECT a, TIME(at) AS t, y FROM tr_mixed", "y", "tr_e", r"feature column 't' is TIME.*TIME_TO_SEC\(t\)"),
+    ("SELECT a, at FROM tr_mixed", "at", "tr_e", "label column 'at' is DATETIME: a label must be"),
+    ("SELECT a, city, y FROM tr_mixed", "y", "tr_e", "unknown model type 'forest'"),
     ("DELETE FROM tr_mixed", "y", "tr_e", "must be a SELECT"),
     ("SELECT a, y FROM tr_mixed; DELETE FROM tr_mixed", "y", "tr_e", "must be a single SELECT"),
     ("SELECT a, nope, y FROM tr_mixed", "y", "tr_e", "query failed: Unknown column 'nope'"),
@@ -44,8 +45,8 @@ CASES = [
     ("SELECT a, y FROM tr_mixed", "y", "../escape", "not a valid model name"),
     ("SELECT a, y FROM tr_mixed", "y", ".hidden", "not a valid model name"),
     ("SELECT a, y FROM tr_mixed WHERE 1 = 0", "y", "tr_e", "returned no rows"),
-    ("SELECT a, yn FROM tr_mixed", "yn", "tr_e", "all 40 rows .* NULL"),
-    ("SELECT a, y FROM tr_mixed WHERE id < 5", "y", "tr_e", "only 4 usable rows"),
+    ("SELECT a, yn FROM tr_mixed", "yn", "tr_e", "label column 'yn' is NULL in 40 of 40 rows"),
+    ("SELECT a, y FROM tr_mixed WHERE id < 5", "y", "tr_e", "only [0-4] of the query's 4 rows fell in the training"),
     ("SELECT id, y FROM tr_mixed", "y", "tr_e", "no feature columns"),
     ("SELECT a, 1 AS y FROM tr_mixed", "y", "tr_e", "same value"),
     ("SELECT a AS `mean radius`, y FROM tr_mixed", "y", "tr_e", "rename it in the query"),
@@ -56,8 +57,9 @@ CASES = [
 @pytest.mark.parametrize("query, label, model, message", CASES)
 def test_bad_input(tdsn, tmp_path, mixed_table, query, label, model, message):
     key = "customer" if "customer" in message else None
+    model_type = "forest" if "forest" in message else "auto"
     with pytest.raises(MlbridgeError, match=message) as caught:
-        train(tdsn, query, label, model, tmp_path, key=key, progress=False)
+        train(tdsn, query, label, model, tmp_path, key=key, model_type=model_type, progress=False)
     assert str(caught.value).startswith("mlbridge: ")
     assert list(tmp_path.iterdir()) == []
 
@@ -72,12 +74,25 @@ def test_refused_statements_did_not_run(tdsn, mixed_table):
     conn.close()
 
 
-def test_empty_holdout(tdsn, tmp_path, mixed_table):
-    """Usable rows whose keys all fall on the training side leave nothing to measure."""
-    ids = [i for i in range(1, 41) if zlib.crc32(str(i).encode()) % 10 >= 2][:12]
+def test_empty_validation_split(tdsn, tmp_path, mixed_table):
+    """Rows whose keys all fall on the training side leave nothing to choose and stop on."""
+    ids = [i for i in range(1, 41) if zlib.crc32(str(i).encode()) % 100 >= 20][:12]
     query = f"SELECT id, a, y FROM tr_mixed WHERE id IN ({', '.join(map(str, ids))})"
-    with pytest.raises(MlbridgeError, match="none of the 12 usable rows fell in the hold-out"):
+    with pytest.raises(MlbridgeError, match="none of the 12 rows fell in the validation split"):
         train(tdsn, query, "y", "tr_e", tmp_path, progress=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"epochs": 0}, "epochs must be at least 1"),
+    ({"batch_size": 0}, "batch size must be at least 1"),
+    ({"validation_fraction": 0.0}, "validation fraction must be above 0"),
+    ({"test_fraction": 0.85}, "leave too few rows"),
+    ({"task": "multiclass"}, "fractions"),
+])
+def test_bad_options(tdsn, tmp_path, mixed_table, options, message):
+    with pytest.raises(MlbridgeError, match=message):
+        train(tdsn, "SELECT id, a, b / 3 AS y FROM tr_mixed", "y", "tr_e", tmp_path, progress=False, **options)
     assert list(tmp_path.iterdir()) == []
 
 

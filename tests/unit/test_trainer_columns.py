@@ -6,8 +6,14 @@ from mysql.connector import FieldType
 from mlbridge.errors import MlbridgeError
 from mlbridge_server.trainer.columns import (
     BINARY,
+    CATEGORY,
+    DATE,
+    MULTICLASS,
+    NUMBER,
     REGRESSION,
+    SET,
     ModelRef,
+    SqlColumn,
     choose_task,
     classify_columns,
     parse_model_ref,
@@ -48,19 +54,47 @@ def test_label_matches_without_case_like_mysql():
     assert classify_columns([("a", D), ("Target", I)], "target").label_name == "Target"
 
 
-def test_string_feature_is_named_with_its_type():
-    with pytest.raises(MlbridgeError, match="feature column 'city' is VARCHAR"):
-        classify_columns([("a", D), ("city", S), ("y", I)], "y")
+def test_columns_become_the_kinds_models_take():
+    cols = classify_columns([
+        ("a", D), ("b", DEC), ("flag", FieldType.TINY), ("city", S), ("note", FieldType.BLOB, 16, 45),
+        ("e", FieldType.STRING, 256, 45), ("s", FieldType.STRING, 2048, 45), ("d", FieldType.DATE),
+        ("at", FieldType.DATETIME), ("ts", FieldType.TIMESTAMP), ("yr", FieldType.YEAR), ("y", I)], "y")
+    assert dict(zip(cols.feature_names, cols.kinds)) == {
+        "a": NUMBER, "b": NUMBER, "flag": NUMBER, "city": CATEGORY, "note": CATEGORY, "e": CATEGORY,
+        "s": SET, "d": DATE, "at": DATE, "ts": DATE, "yr": NUMBER}
 
 
-def test_temporal_feature_is_refused():
-    with pytest.raises(MlbridgeError, match="'at' is DATETIME"):
-        classify_columns([("at", FieldType.DATETIME), ("y", I)], "y")
+@pytest.mark.parametrize("column, shown, fix", [
+    (("raw", FieldType.BLOB, 144, 63), "BLOB", "CONVERT(raw USING utf8mb4)"),
+    (("vb", FieldType.VAR_STRING, 128, 63), "VARBINARY", "CONVERT(vb USING utf8mb4)"),
+    (("t", FieldType.TIME, 128, 63), "TIME", "TIME_TO_SEC(t)"),
+    (("g", FieldType.GEOMETRY, 128, 63), "GEOMETRY", "cast it"),
+])
+def test_types_no_model_takes_are_refused_by_name_with_the_fix(column, shown, fix):
+    with pytest.raises(MlbridgeError, match=rf"feature column '{column[0]}' is {shown}.*") as caught:
+        classify_columns([column, ("y", I)], "y")
+    assert fix in str(caught.value)
 
 
-def test_string_label_is_refused():
-    with pytest.raises(MlbridgeError, match="only numeric labels"):
-        classify_columns([("a", D), ("y", S)], "y")
+def test_string_and_enum_labels_are_classes():
+    assert classify_columns([("a", D), ("y", S)], "y").label_kind == CATEGORY
+    assert classify_columns([("a", D), ("y", FieldType.STRING, 256, 45)], "y").label_kind == CATEGORY
+
+
+def test_dates_and_sets_are_no_labels():
+    for column in (("y", FieldType.DATE), ("y", FieldType.STRING, 2048, 45)):
+        with pytest.raises(MlbridgeError, match="a label must be"):
+            classify_columns([("a", D), column], "y")
+
+
+def test_a_dataset_of_features_alone_has_no_label():
+    cols = classify_columns([("id", I), ("a", D), ("c", S)], None)
+    assert cols.label is None and cols.feature_names == ["a", "c"]
+
+
+def test_describe_cursor_reads_flags_and_charset():
+    assert SqlColumn("e", FieldType.STRING, 256, 45).type_name == "ENUM"
+    assert SqlColumn("x", FieldType.BLOB, 16, 45).type_name == "TEXT"
 
 
 def test_label_and_key_cannot_coincide():
@@ -85,12 +119,34 @@ def test_plain_names_are_fine(name):
     assert serving_name_problem(name) is None
 
 
-def test_task_choice():
-    assert choose_task("y", 100, 0, 0.0, 1.0) == BINARY
-    assert choose_task("y", 100, 3, 0.0, 2.0) == REGRESSION
-    assert choose_task("y", 100, 100, -1.5, 7.25) == REGRESSION
+def test_task_choice_from_the_label():
+    assert choose_task("y", NUMBER, [0.0, 1.0]) == BINARY
+    assert choose_task("y", NUMBER, [0.0, 1.0, 2.0]) == REGRESSION
+    assert choose_task("y", NUMBER, [-1.5, 7.25]) == REGRESSION
+    assert choose_task("y", CATEGORY, ["No", "Yes"]) == BINARY
+    assert choose_task("y", CATEGORY, ["a", "b", "c"]) == MULTICLASS
+
+
+def test_task_overrides():
+    assert choose_task("y", NUMBER, [0.0, 1.0, 2.0], MULTICLASS) == MULTICLASS
+    assert choose_task("y", NUMBER, [0.0, 1.0], REGRESSION) == REGRESSION
+    assert choose_task("y", CATEGORY, ["No", "Yes"], MULTICLASS) == MULTICLASS
+    for label_kind, values, task, message in [
+        (CATEGORY, ["a", "b"], REGRESSION, "cannot be a regression"),
+        (CATEGORY, ["a", "b", "c"], BINARY, "two classes"),
+        (NUMBER, [0.0, 2.0], BINARY, "0/1 label"),
+        (NUMBER, [0.5, 2.0], MULTICLASS, "fractions"),
+        (NUMBER, [0.0, 1.0], "ranking", "unknown task"),
+    ]:
+        with pytest.raises(MlbridgeError, match=message):
+            choose_task("y", label_kind, values, task)
+
+
+def test_a_label_with_one_value_leaves_nothing_to_learn():
     with pytest.raises(MlbridgeError, match="same value"):
-        choose_task("y", 100, 0, 1.0, 1.0)
+        choose_task("y", NUMBER, [1.0])
+    with pytest.raises(MlbridgeError, match="same value"):
+        choose_task("y", CATEGORY, ["Yes"])
 
 
 @pytest.mark.parametrize("name", ["churn", "churn_v2", "a.b-c", "X", "m" * 64])

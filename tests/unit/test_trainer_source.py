@@ -1,20 +1,15 @@
-"""The data source's pure parts: query checks, the statistics SQL, cutting blocks into batches."""
+"""The data source's pure parts: query checks, and values converted as the bridge converts them."""
+
+import datetime as dt
+import decimal
 
 import numpy as np
 import pytest
 
+from mlbridge.bridge.rows import Input, convert_value
 from mlbridge.errors import MlbridgeError
-from mlbridge_server.trainer.columns import Columns
-from mlbridge_server.trainer.source import (
-    ALL,
-    HOLDOUT,
-    TRAIN,
-    Block,
-    PassCounts,
-    batches,
-    normalise_query,
-    statistics_sql,
-)
+from mlbridge_server.trainer.columns import CATEGORY, DATE, NUMBER, SET
+from mlbridge_server.trainer.source import Block, concat, convert, convert_label, normalise_query
 
 
 @pytest.mark.parametrize(
@@ -37,41 +32,34 @@ def test_empty_query_is_refused():
         normalise_query("  ")
 
 
-def test_statistics_sql_wraps_and_quotes():
-    sql = statistics_sql("SELECT 1 -- trailing comment", ["a`b", "c"], "y")
-    assert "AVG(`a``b`)" in sql and "VAR_POP(`c`)" in sql
-    assert "FROM (\nSELECT 1 -- trailing comment\n) AS q" in sql
-    assert sql.endswith("WHERE `a``b` IS NOT NULL AND `c` IS NOT NULL AND `y` IS NOT NULL")
+def test_numbers_are_float32_with_nan_for_null():
+    out = convert([1, decimal.Decimal("2.50"), None, True], NUMBER)
+    assert out.dtype == np.float32
+    assert out[:2].tolist() == [1.0, 2.5] and np.isnan(out[2]) and out[3] == 1.0
 
 
-class _Blocks:
-    """Stands in for QuerySource.blocks: 1,000 rows in uneven blocks, every third held out."""
-
-    def blocks(self, columns, counts):
-        start = 0
-        for size in (7, 300, 1, 450, 242):
-            x = np.arange(start, start + size, dtype=np.float32).reshape(-1, 1)
-            y = x[:, 0].astype(np.float64)
-            held = (np.arange(start, start + size) % 3) == 0
-            counts.rows += size
-            yield Block(x, y, held)
-            start += size
+def test_text_values_match_what_the_bridge_sends():
+    """The model is trained on exactly what it is served: the bridge's conversion of each value."""
+    values = ["red", None, dt.date(2024, 5, 1), dt.datetime(2024, 5, 1, 7, 8, 9, 120000), "p,q"]
+    trained = convert(values, CATEGORY).tolist()
+    served = [convert_value(v, Input("c", "string", missing=True)) for v in values]
+    assert trained == [v.decode() if isinstance(v, bytes) else v for v in served]
+    assert trained[1] == "" and trained[2] == "2024-05-01" and trained[3] == "2024-05-01T07:08:09.120000"
 
 
-COLS = Columns(names=("a", "y"), features=(0,), label=1, key=None)
+def test_sets_are_members_joined_by_commas():
+    assert convert([{"q", "p"}, set(), None], SET).tolist() == ["p,q", "", ""]
+    assert convert([dt.date(2020, 1, 2)], DATE).tolist() == ["2020-01-02"]
 
 
-def test_batches_cut_every_row_once_in_full_batches():
-    got = list(batches(_Blocks(), COLS, ALL, 64, PassCounts()))
-    sizes = [len(y) for _, y in got]
-    assert all(s == 64 for s in sizes[:-1]) and sum(sizes) == 1000
-    assert np.concatenate([y for _, y in got]).tolist() == list(range(1000))
+def test_labels_keep_null_apart():
+    assert convert_label(["a", None], CATEGORY).tolist() == ["a", None]
+    assert np.isnan(convert_label([1, None], NUMBER)[1])
 
 
-def test_batches_shuffle_within_the_window_and_split():
-    rng = np.random.default_rng(0)
-    train = np.concatenate([y for _, y in batches(_Blocks(), COLS, TRAIN, 32, PassCounts(), shuffle_rows=256, rng=rng)])
-    held = np.concatenate([y for _, y in batches(_Blocks(), COLS, HOLDOUT, 32, PassCounts())])
-    assert sorted(train.tolist()) == [i for i in range(1000) if i % 3]
-    assert train.tolist() != sorted(train.tolist())
-    assert held.tolist() == [i for i in range(1000) if i % 3 == 0]
+def test_blocks_take_and_concat():
+    a = Block({"x": np.array([1.0, 2.0])}, np.array([0.0, 1.0]), np.array([0, 1], np.int8), np.array([5, 6]))
+    b = Block({"x": np.array([3.0])}, np.array([1.0]), np.array([2], np.int8), np.array([7]))
+    both = concat([a, b])
+    assert both.features["x"].tolist() == [1.0, 2.0, 3.0] and both.hashes.tolist() == [5, 6, 7]
+    assert both.take(both.part > 0).features["x"].tolist() == [2.0, 3.0]

@@ -92,6 +92,8 @@ def _as_text(value: Any) -> str:
         seconds = int(value.total_seconds())
         sign, seconds = ("-", -seconds) if seconds < 0 else ("", seconds)
         return f"{sign}{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+    if isinstance(value, (set, frozenset)):  # a SET column, as the text protocol would give it
+        return ",".join(sorted(value))
     if isinstance(value, bool):
         return "1" if value else "0"
     if isinstance(value, float):

@@ -12,6 +12,11 @@ from collections.abc import Mapping  # noqa: E402
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
+
+# Registers the inference ops of ydf's gradient-boosted trees (SimpleMLInferenceOpWithHandle):
+# without it a tree model's SavedModel fails to load with "Op type not registered". Imported
+# here, by the one module that loads SavedModels, so every loader has it.
+import ydf_tf  # noqa: E402,F401
 from google.protobuf import text_format  # noqa: E402
 from tensorflow.core.protobuf import saved_model_pb2  # noqa: E402
 

@@ -1,4 +1,11 @@
-"""`mlbridge evaluate`: a model version's metrics on the labelled rows of a query, streamed."""
+"""`mlbridge evaluate`: a model version's metrics on the labelled rows of any query, streamed.
+
+The model's inputs are matched to the query's columns by name (other columns are ignored), and
+the rows are converted as training and the bridge convert them. With `key`, only the rows the
+trainer's split put in the test set are scored (the split rule of split.py, with the fractions
+the version was trained with): the honest figure for a model evaluated on the table it was
+trained on. Without it, every row counts.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +14,18 @@ from pathlib import Path
 from mlbridge.config import Dsn
 from mlbridge.errors import MlbridgeError
 
-from . import store
-from .columns import BINARY, REGRESSION, Columns, find_column, is_numeric, parse_model_ref, type_name
-from .metrics import metrics_for
-from .source import ALL, PassCounts, QuerySource, batches
+from . import split, store
+from .columns import BINARY, CATEGORY, NUMBER, REGRESSION, Columns, find_column, parse_model_ref
+from .source import QuerySource
 
-SCORE_BATCH = 4096
+
+def _task_of(metadata: dict | None, outputs: list[str]):
+    from .learners import Task
+
+    if metadata:
+        return Task(metadata["task"], list(metadata.get("classes") or []))
+    # A version from before the trainer wrote mlbridge.json: score and label (0/1) or score alone.
+    return Task(BINARY, [0, 1]) if "label" in outputs else Task(REGRESSION)
 
 
 def evaluate(
@@ -23,33 +36,31 @@ def evaluate(
     model_base: Path,
     key: str | None = None,
 ) -> dict[str, float]:
-    """Score every row of `query` with `model` (`name`, `name:3` or `name@label`) and measure
-    the scores against the `label` column.
-
-    The model's inputs are matched to the query's columns by name; other columns are ignored.
-    Returns the task's metrics (binary: accuracy, auc, log_loss, positive_rate; regression:
-    rmse, mae, r2) plus `rows` (scored) and `rows_skipped` (a NULL input or label). `key` is
-    accepted for symmetry with `train`: every row counts here, none is held out.
-    """
-    del key
+    """Score the rows of `query` with `model` (`name`, `name:3` or `name@label`) and measure the
+    scores against the `label` column: the task's metrics plus `rows` (scored)."""
     ref = parse_model_ref(model)
     version, path = store.resolve(Path(model_base), ref, dsn)
     source = QuerySource(dsn, query)
     description = source.describe()
-    names = tuple(n for n, _ in description)
+    names = tuple(c.name for c in description)
 
-    from . import model as net
+    from . import export
+    from .training import measure_blocks
 
     try:
-        loaded, fn, inputs, outputs = net.signature_io(str(path))
+        loaded, fn = export.load(path)
     except Exception as exc:  # noqa: BLE001 - whatever TensorFlow raises for an unreadable model
         raise MlbridgeError(f"mlbridge: cannot load model {ref.name} version {version} from {path}: {exc}") from exc
-    if net.SCORE not in outputs:
+    _, kwargs = fn.structured_input_signature
+    inputs = list(kwargs)
+    outputs = list(fn.structured_outputs)
+    if export.SCORE not in outputs:
         raise MlbridgeError(
-            f"mlbridge: model {ref.name} version {version} has no {net.SCORE!r} output "
-            f"(it has {', '.join(outputs)}): only models the trainer made can be evaluated yet"
+            f"mlbridge: model {ref.name} version {version} has no {export.SCORE!r} output "
+            f"(it has {', '.join(outputs)}): only models the trainer made can be evaluated"
         )
-    task = BINARY if net.LABEL in outputs else REGRESSION
+    metadata = export.read_metadata(path)
+    task = _task_of(metadata, outputs)
 
     missing = [name for name in inputs if find_column(names, name) is None]
     if missing:
@@ -57,37 +68,49 @@ def evaluate(
             f"mlbridge: model {ref.name} version {version} needs the column(s) {', '.join(missing)}, "
             f"which the query does not return (it returns {', '.join(names)})"
         )
-    positions = []
-    for name in inputs:
-        pos = find_column(names, name)
-        if not is_numeric(description[pos][1]):
-            raise MlbridgeError(
-                f"mlbridge: the column {names[pos]!r} is {type_name(description[pos][1])}: the model "
-                "takes numbers; cast it in the query"
-            )
-        positions.append(pos)
     label_pos = find_column(names, label)
     if label_pos is None:
         raise MlbridgeError(
             f"mlbridge: the label column {label!r} is not among the query's columns ({', '.join(names)})"
         )
-    if not is_numeric(description[label_pos][1]):
-        raise MlbridgeError(
-            f"mlbridge: the label column {names[label_pos]!r} is {type_name(description[label_pos][1])}: "
-            "only numeric labels are supported yet"
-        )
-    columns = Columns(names=names, features=tuple(positions), label=label_pos, key=None)
+    key_pos = None
+    if key is not None:
+        key_pos = find_column(names, key)
+        if key_pos is None:
+            raise MlbridgeError(f"mlbridge: the key column {key!r} is not among the query's columns ({', '.join(names)})")
+    positions = [find_column(names, name) for name in inputs]
+    kinds = [NUMBER if kwargs[name].dtype.is_floating else CATEGORY for name in inputs]
+    classes_are_text = any(isinstance(c, str) for c in task.classes)
+    columns = Columns(names=names, features=tuple(positions), label=label_pos, key=key_pos, kinds=tuple(kinds),
+                      label_kind=CATEGORY if classes_are_text else NUMBER, sql=tuple(description))
 
-    counts = PassCounts()
-    measured = metrics_for(task)
-    for x, y in batches(source, columns, ALL, SCORE_BATCH, counts):
-        measured.update(y, net.predict_scores(fn, inputs, x))
-    scored = counts.rows - counts.skipped
-    if scored == 0:
-        raise MlbridgeError(
-            "mlbridge: the query returned no rows to score"
-            if counts.rows == 0
-            else f"mlbridge: all {counts.rows} rows have a NULL input or label: nothing to score"
-        )
+    fractions = (metadata or {}).get("split") or {"validation": 0.1, "test": 0.1}
+    blocks = source.blocks(columns, validation=fractions["validation"], test=fractions["test"])
+    if key is not None:
+        if not fractions["test"]:
+            raise MlbridgeError(f"mlbridge: model {ref.name} version {version} was trained without test rows, so "
+                                "--key has none to pick; evaluate it on rows it was not trained on instead")
+        blocks = (b.take(b.part == split.TEST) for b in blocks)
+    blocks = (_checked(b, label, task) for b in blocks)
+
+    class Module:  # the loaded signature, called as export.predict calls a module
+        @staticmethod
+        def serve(*tensors):
+            return fn(**dict(zip(inputs, tensors)))
+
+    measured, rows = measure_blocks(Module, inputs, task, blocks)
+    if rows == 0:
+        raise MlbridgeError("mlbridge: the query returned no rows to score" if key is None else
+                            "mlbridge: none of the query's rows fell in the test split")
     del loaded  # kept alive until scoring is over: the signature needs its variables
-    return {**measured.result(), "rows": float(scored), "rows_skipped": float(counts.skipped)}
+    return {**measured, "rows": float(rows)}
+
+
+def _checked(block, label: str, task):
+    import numpy as np
+
+    nulls = int(np.count_nonzero(np.isnan(block.label))) if block.label.dtype.kind == "f" else \
+        sum(1 for v in block.label if v is None)
+    if nulls:
+        raise MlbridgeError(f"mlbridge: the label column {label!r} is NULL in {nulls} rows; filter them out")
+    return block

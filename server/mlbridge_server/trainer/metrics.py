@@ -1,7 +1,11 @@
 """Quality metrics accumulated batch by batch, in memory that does not grow with the rows.
 
 Binary classification: accuracy (at 0.5), auc, log_loss, positive_rate (the share of rows
-whose label is 1, the base rate accuracy should beat). Regression: rmse, mae, r2.
+whose label is 1, the base rate accuracy should beat). Multi-class: accuracy, log_loss,
+majority_rate (the share of the most frequent class). Regression: rmse, mae, r2.
+
+Each kind has one `headline` metric, higher is better, that model selection and reports use:
+auc for binary, accuracy for multi-class, r2 for regression.
 """
 
 from __future__ import annotations
@@ -10,7 +14,7 @@ import math
 
 import numpy as np
 
-from .columns import BINARY
+from .columns import BINARY, MULTICLASS
 
 # AUC from score histograms: ties within a bin count half, which puts the result within
 # about 1/AUC_BINS of the exact (sorting) value while memory stays fixed.
@@ -93,5 +97,48 @@ class RegressionMetrics:
         }
 
 
-def metrics_for(task: str) -> BinaryMetrics | RegressionMetrics:
-    return BinaryMetrics() if task == BINARY else RegressionMetrics()
+class MulticlassMetrics:
+    """`update` takes class indices (-1: a class the model never saw, always wrong) and the
+    [rows, classes] probabilities."""
+
+    def __init__(self, classes: int) -> None:
+        self.classes = classes
+        self.rows = 0
+        self.correct = 0
+        self.log_loss_sum = 0.0
+        self.counts = np.zeros(classes + 1, dtype=np.int64)
+
+    def update(self, y_true: np.ndarray, probabilities: np.ndarray) -> None:
+        y = np.asarray(y_true, dtype=np.int64).reshape(-1)
+        p = np.asarray(probabilities, dtype=np.float64).reshape(len(y), -1)
+        self.rows += y.size
+        self.correct += int(np.count_nonzero(np.argmax(p, axis=1) == y))
+        known = y >= 0
+        picked = np.full(y.size, LOG_LOSS_EPS)
+        picked[known] = p[np.arange(y.size)[known], y[known]]
+        self.log_loss_sum += float(-np.sum(np.log(np.clip(picked, LOG_LOSS_EPS, 1.0))))
+        self.counts += np.bincount(np.where(known, y, self.classes), minlength=self.classes + 1)
+
+    def result(self) -> dict[str, float]:
+        n = max(self.rows, 1)
+        return {
+            "accuracy": self.correct / n,
+            "log_loss": self.log_loss_sum / n,
+            "majority_rate": float(self.counts[: self.classes].max()) / n,
+        }
+
+
+HEADLINE = {BINARY: "auc", MULTICLASS: "accuracy"}
+
+
+def headline(task: str) -> str:
+    """The one metric, higher is better, that chooses among models and that reports show."""
+    return HEADLINE.get(task, "r2")
+
+
+def metrics_for(task: str, classes: int = 2) -> BinaryMetrics | MulticlassMetrics | RegressionMetrics:
+    if task == BINARY:
+        return BinaryMetrics()
+    if task == MULTICLASS:
+        return MulticlassMetrics(classes)
+    return RegressionMetrics()

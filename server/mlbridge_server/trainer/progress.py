@@ -1,73 +1,79 @@
-"""The training progress bar: batches across epochs, with the latest losses."""
+"""Training progress: a bar on a terminal, one line per epoch anywhere else (a log, CI, a pipe),
+nothing when asked to be quiet."""
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+import time
 
 import tf_keras
 from tqdm import tqdm
 
+BAR, LINES, OFF = "bar", "lines", "off"
+
+
+def progress_mode(enabled: bool, stream=None) -> str:
+    stream = stream or sys.stderr
+    if not enabled:
+        return OFF
+    return BAR if getattr(stream, "isatty", lambda: False)() else LINES
+
+
+def say(mode: str, text: str, stream=None) -> None:
+    """A line of progress outside the epochs (which model is being fitted, what was chosen)."""
+    if mode != OFF:
+        print(text, file=stream or sys.stderr, flush=True)
+
 
 class EpochProgress(tf_keras.callbacks.Callback):
-    """One tqdm bar over all batches of all epochs. The batches per epoch are a guess from the
-    row count until the first epoch has run; early stopping ends the bar short of its total.
+    """Batches across epochs as one tqdm bar (BAR), or a line at the end of each epoch (LINES).
+    The batches per epoch are a guess from the row count until the first epoch has run; early
+    stopping ends the bar short of its total."""
 
-    `before_validation` runs when an epoch's training pass is over and the hold-out pass is
-    about to start: the trainer checks there that the hold-out is not empty.
-    """
-
-    def __init__(
-        self,
-        desc: str,
-        epochs: int,
-        steps_guess: int,
-        *,
-        enabled: bool = True,
-        before_validation: Callable[[], None] | None = None,
-    ) -> None:
+    def __init__(self, desc: str, epochs: int, steps_guess: int, *, mode: str = BAR, stream=None) -> None:
         super().__init__()
-        self.epochs = epochs
-        self.steps = steps_guess
+        self.desc, self.epochs, self.mode = desc, epochs, mode
+        self.stream = stream or sys.stderr
+        self.steps = max(1, steps_guess)
         self.steps_known = False
-        self.desc = desc
-        self.before_validation = before_validation
-        self.bar = tqdm(
-            total=epochs * steps_guess,
-            desc=desc,
-            unit="batch",
-            disable=not enabled,
-            file=sys.stderr,
-            dynamic_ncols=True,
-        )
         self.epoch_steps = 0
+        self.started = time.monotonic()
+        self.bar = None
+        if mode == BAR:
+            self.bar = tqdm(total=epochs * self.steps, desc=desc, unit="batch", file=self.stream, dynamic_ncols=True)
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch_steps = 0
-        self.bar.set_description(f"{self.desc} (epoch {epoch + 1}/{self.epochs})")
+        self.started = time.monotonic()
+        if self.bar is not None:
+            self.bar.set_description(f"{self.desc} (epoch {epoch + 1}/{self.epochs})")
 
     def on_train_batch_end(self, batch, logs=None):
         self.epoch_steps += 1
-        self.bar.update(1)
-
-    def on_test_begin(self, logs=None):
-        if self.before_validation is not None:
-            self.before_validation()
+        if self.bar is not None:
+            self.bar.update(1)
 
     def on_epoch_end(self, epoch, logs=None):
-        if not self.steps_known:
-            self.steps_known = True
-            self.steps = self.epoch_steps
-            self.bar.total = max(self.bar.n, self.epochs * self.steps)
         logs = logs or {}
         shown = {k: f"{v:.4g}" for k, v in logs.items() if k in ("loss", "val_loss")}
-        self.bar.set_postfix(shown, refresh=True)
+        if self.bar is not None:
+            if not self.steps_known:
+                self.steps_known = True
+                self.steps = self.epoch_steps
+                self.bar.total = max(self.bar.n, self.epochs * self.steps)
+            self.bar.set_postfix(shown, refresh=True)
+        elif self.mode == LINES:
+            losses = " ".join(f"{k} {v}" for k, v in shown.items())
+            print(f"{self.desc}: epoch {epoch + 1}/{self.epochs} {losses} ({time.monotonic() - self.started:.1f} s, "
+                  f"{self.epoch_steps} batches)", file=self.stream, flush=True)
 
     def on_train_end(self, logs=None):
-        self.bar.total = self.bar.n
-        self.bar.refresh()
         self.close()
 
     def close(self) -> None:
         """Close the bar; safe to call again (training that fails never reaches on_train_end)."""
-        self.bar.close()
+        if self.bar is not None:
+            self.bar.total = self.bar.n
+            self.bar.refresh()
+            self.bar.close()
+            self.bar = None

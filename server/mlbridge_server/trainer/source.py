@@ -1,9 +1,16 @@
 """Rows from a user's SELECT, streamed out of MySQL in blocks: the trainer's data source.
 
 Every pass runs the query again on a connection of its own with an unbuffered cursor and
-reads it with `fetchmany`, so memory holds one block and one shuffle window whatever the table
-size: no export, no copy of the table. Statistics (feature mean and variance, the label's
-range) come from one aggregate the server computes over the query wrapped as a derived table.
+reads it with `fetchmany`, so memory holds a few blocks whatever the table size: no export, no
+copy of the table. With an integer key and `readers` > 1, a pass splits the key's range into
+that many slices, each read by its own connection and thread (`SELECT * FROM (query) AS q
+WHERE key >= lo AND key < hi`: the server pushes the range into the query and reads each
+slice from the key's index where it has one), and their blocks interleave.
+
+Values arrive as the model's inputs take them, the same conversions the bridge makes when it
+scores (client/mlbridge/bridge/rows.py): numbers as float32 (NULL is NaN); strings, ENUMs as
+text ("" for NULL); a SET as its members joined by commas; DATE, DATETIME and TIMESTAMP in
+ISO-8601 ("" for NULL). So the model is trained on exactly what it is later served.
 
 The query is the user's text and runs with the DSN's privileges; only the wrapping around it
 is built here, and every column name in that wrapping goes through `quote_ident`. The source's
@@ -12,8 +19,11 @@ connections are READ ONLY, so whatever slips past the SELECT check cannot write.
 
 from __future__ import annotations
 
+import datetime as dt
+import queue
 import re
-from collections.abc import Callable, Iterator
+import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -25,18 +35,13 @@ from mlbridge.config import Dsn
 from mlbridge.db import quote_ident
 from mlbridge.errors import MlbridgeError
 
-from .columns import Columns
-from .split import holdout_mask
+from . import split
+from .columns import NUMBER, Columns, SqlColumn, describe_cursor
 
 FETCH_ROWS = 4096
-# Rows shuffled together before they are cut into batches. Streamed rows arrive in the query's
-# order (often the primary key's), so without a window a batch would hold neighbours only.
-SHUFFLE_ROWS = 1 << 16
 # A streaming read leaves the server waiting on the client whenever training is busy; the
 # default net_write_timeout (60 s) would then cut the connection mid-epoch on a slow step.
 NET_WRITE_TIMEOUT_S = 3600
-
-TRAIN, HOLDOUT, ALL = "train", "holdout", "all"
 
 _LEADING_COMMENTS = re.compile(r"\A(?:\s+|--[^\n]*(?:\n|\Z)|#[^\n]*(?:\n|\Z)|/\*.*?\*/)*", re.S)
 _FIRST_WORD = re.compile(r"\(|[A-Za-z]+")
@@ -64,44 +69,67 @@ def wrapped(query: str) -> str:
     return f"(\n{query}\n) AS q"
 
 
-@dataclass
-class Statistics:
-    rows: int  # rows with no NULL feature or label
-    mean: np.ndarray
-    variance: np.ndarray
-    label_mean: float
-    label_variance: float
-    label_min: float
-    label_max: float
-    label_not_binary: int  # rows whose label is neither 0 nor 1
+def _text(v) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, str):
+        return v
+    if isinstance(v, (bytes, bytearray)):
+        return bytes(v).decode("utf-8", "replace")
+    if isinstance(v, (set, frozenset)):
+        return ",".join(sorted(v))
+    if isinstance(v, (dt.date, dt.datetime)):
+        return v.isoformat()
+    return str(v)
 
 
-@dataclass
-class PassCounts:
-    """What one pass over the query saw."""
+def convert(values, kind: str) -> np.ndarray:
+    """One column of a block as the model input takes it: float32 for NUMBER, text otherwise."""
+    if kind == NUMBER:
+        try:
+            return np.array(values, dtype=np.float64).astype(np.float32)
+        except (TypeError, ValueError):
+            return np.array([np.nan if v is None else float(v) for v in values], dtype=np.float64).astype(np.float32)
+    return np.array([_text(v) for v in values], dtype=object)
 
-    rows: int = 0
-    skipped: int = 0  # a NULL feature or label
-    train: int = 0
-    holdout: int = 0
+
+def convert_label(values, kind: str) -> np.ndarray:
+    """The label column: float64 numbers (NaN for NULL), or text (None for NULL)."""
+    if kind == NUMBER:
+        return np.array([np.nan if v is None else float(v) for v in values], dtype=np.float64)
+    return np.array([None if v is None else _text(v) for v in values], dtype=object)
 
 
 @dataclass
 class Block:
-    x: np.ndarray  # float32 [n, features]
-    y: np.ndarray  # float64 [n]
-    holdout: np.ndarray  # bool [n]
+    """Rows of one fetch: each feature as the model takes it, the label, the split."""
+
+    features: dict[str, np.ndarray]
+    label: np.ndarray
+    part: np.ndarray  # split.TRAIN / VALIDATION / TEST per row (int8)
+    hashes: np.ndarray  # the split hash per row (int64)
+
+    def __len__(self) -> int:
+        return len(self.label)
+
+    def take(self, mask: np.ndarray) -> Block:
+        return Block({k: v[mask] for k, v in self.features.items()}, self.label[mask], self.part[mask],
+                     self.hashes[mask])
 
 
-def statistics_sql(query: str, features: list[str], label: str) -> str:
-    parts = ["COUNT(*)"]
-    for name in features:
-        col = quote_ident(name)
-        parts += [f"AVG({col})", f"VAR_POP({col})"]
-    lab = quote_ident(label)
-    parts += [f"AVG({lab})", f"VAR_POP({lab})", f"MIN({lab})", f"MAX({lab})", f"COALESCE(SUM({lab} NOT IN (0, 1)), 0)"]
-    where = " AND ".join(f"{quote_ident(name)} IS NOT NULL" for name in [*features, label])
-    return f"SELECT {', '.join(parts)} FROM {wrapped(query)} WHERE {where}"
+def concat(blocks: list[Block]) -> Block:
+    if len(blocks) == 1:
+        return blocks[0]
+    names = list(blocks[0].features)
+    return Block(
+        {n: np.concatenate([b.features[n] for b in blocks]) for n in names},
+        np.concatenate([b.label for b in blocks]),
+        np.concatenate([b.part for b in blocks]),
+        np.concatenate([b.hashes for b in blocks]),
+    )
+
+
+_DONE = object()
 
 
 class QuerySource:
@@ -147,59 +175,55 @@ class QuerySource:
             cur.execute(sql)
             return cur.fetchone()
 
-    def describe(self) -> list[tuple[str, int]]:
-        """(name, type code) of each column, in order, without reading any row."""
+    def describe(self) -> list[SqlColumn]:
+        """Each column's name, type, flags and character set, in order, without reading a row."""
         with self._cursor() as cur:
             cur.execute(f"SELECT * FROM {wrapped(self.query)} LIMIT 0")
             cur.fetchall()
-            return [(d[0], d[1]) for d in cur.description]
+            return describe_cursor(cur.description)
 
     def count(self) -> int:
         return int(self._scalar_row(f"SELECT COUNT(*) FROM {wrapped(self.query)}")[0])
 
-    def statistics(self, columns: Columns) -> Statistics:
-        features = columns.feature_names
-        row = self._scalar_row(statistics_sql(self.query, features, columns.label_name))
-        rows = int(row[0])
-        if rows == 0:
-            nan = np.full(len(features), np.nan)
-            return Statistics(0, nan, nan, np.nan, np.nan, np.nan, np.nan, 0)
-        values = [np.nan if v is None else float(v) for v in row[1:]]
-        k = 2 * len(features)
-        lm, lv, lmin, lmax, not_binary = values[k:]
-        return Statistics(
-            rows=rows,
-            mean=np.array(values[0:k:2], dtype=np.float64),
-            variance=np.array(values[1:k:2], dtype=np.float64),
-            label_mean=lm,
-            label_variance=lv,
-            label_min=lmin,
-            label_max=lmax,
-            label_not_binary=int(not_binary),
-        )
+    def key_ranges(self, columns: Columns, readers: int) -> list[tuple[int, int]] | None:
+        """`readers` half-open slices of an integer key's range, or None (one reader) when the
+        key is not an integer or there are too few rows to split."""
+        if readers <= 1 or columns.key is None or not columns.sql[columns.key].integer:
+            return None
+        key = quote_ident(columns.key_name)
+        low, high = self._scalar_row(f"SELECT MIN({key}), MAX({key}) FROM {wrapped(self.query)}")
+        if low is None or int(high) - int(low) < readers:
+            return None
+        low, high = int(low), int(high) + 1
+        step = -(-(high - low) // readers)
+        return [(a, min(a + step, high)) for a in range(low, high, step)]
 
-    def blocks(self, columns: Columns, counts: PassCounts) -> Iterator[Block]:
-        """One pass over the query: blocks of usable rows with their hold-out flags.
+    def _pass_sql(self, columns: Columns, key_range: tuple[int, int] | None, first: bool) -> str:
+        if key_range is None:
+            return self.query
+        key = quote_ident(columns.key_name)
+        # Rows with a NULL key fall in no slice: the first slice takes them.
+        null_too = f" OR {key} IS NULL" if first else ""
+        return f"SELECT * FROM {wrapped(self.query)} WHERE ({key} >= {int(key_range[0])} AND {key} < {int(key_range[1])}{null_too})"
 
-        Rows with a NULL feature or label are dropped and counted in `counts.skipped`.
-        """
-        features = list(columns.features)
+    def _read(self, columns: Columns, key_range, validation: float, test: float,
+              first: bool = True) -> Iterator[Block]:
+        names = [columns.names[i] for i in columns.features]
+        kinds = columns.kinds
         conn = self._connect()
         try:
             cur = conn.cursor(buffered=False)
             try:
-                cur.execute(self.query)
+                cur.execute(self._pass_sql(columns, key_range, first))
             except mysql.connector.Error as exc:
                 raise self._failed(exc) from exc
             # Positions, not names: run on its own, the query may name a long expression
             # differently than as a derived table (MySQL 8 renames those to Name_exp_N).
             if len(cur.description) != len(columns.names):
-                names = ", ".join(d[0] for d in cur.description)
+                found = ", ".join(d[0] for d in cur.description)
                 raise MlbridgeError(
-                    f"mlbridge: the query's columns changed while it was being read (now {names}); "
-                    "run it again"
+                    f"mlbridge: the query's columns changed while it was being read (now {found}); run it again"
                 )
-            ordinal = 0
             while True:
                 try:
                     rows = cur.fetchmany(self.fetch_rows)
@@ -207,26 +231,15 @@ class QuerySource:
                     raise self._failed(exc) from exc
                 if not rows:
                     break
-                n = len(rows)
                 cols = list(zip(*rows))
-                x = np.empty((n, len(features)), dtype=np.float32)
-                for j, pos in enumerate(features):
-                    x[:, j] = np.array(cols[pos], dtype=np.float64)
-                y = np.array(cols[columns.label], dtype=np.float64)
                 keys = None if columns.key is None else cols[columns.key]
-                held = holdout_mask(keys, np.arange(ordinal, ordinal + n))
-                ordinal += n
-                usable = ~(np.isnan(x).any(axis=1) | np.isnan(y))
-                kept = int(np.count_nonzero(usable))
-                counts.rows += n
-                counts.skipped += n - kept
-                if kept < n:
-                    x, y, held = x[usable], y[usable], held[usable]
-                h = int(np.count_nonzero(held))
-                counts.holdout += h
-                counts.train += kept - h
-                if kept:
-                    yield Block(x, y, held)
+                hashes = split.row_hashes(keys, rows)
+                yield Block(
+                    {name: convert(cols[pos], kind) for name, pos, kind in zip(names, columns.features, kinds)},
+                    np.zeros(len(rows)) if columns.label is None else convert_label(cols[columns.label], columns.label_kind),
+                    split.assign(hashes, validation, test),
+                    hashes,
+                )
         finally:
             # An abandoned unbuffered read is drained by close(); that is the price of stopping
             # a pass early (an error or an interrupt), never of a normal epoch.
@@ -235,67 +248,55 @@ class QuerySource:
             except mysql.connector.Error:
                 pass
 
+    def blocks(self, columns: Columns, *, readers: int = 1, validation: float = 0.1, test: float = 0.1,
+               ranges: list[tuple[int, int]] | None = None) -> Iterator[Block]:
+        """One pass over the query: every row, in blocks, with its split.
 
-def batches(
-    source: QuerySource,
-    columns: Columns,
-    subset: str,
-    batch_size: int,
-    counts: PassCounts,
-    *,
-    shuffle_rows: int = 0,
-    rng: np.random.Generator | None = None,
-) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """(x float32 [n, features], y float64 [n]) batches of one subset of one pass.
+        With `ranges` (from key_ranges), each slice is read by a thread and connection of its
+        own and the blocks come in the order they arrive; at most 2 blocks per reader wait.
+        """
+        if ranges is None and readers > 1:
+            ranges = self.key_ranges(columns, readers)
+        if not ranges or len(ranges) == 1:
+            yield from self._read(columns, None, validation, test)
+            return
+        found: queue.Queue = queue.Queue(maxsize=2 * len(ranges))
+        stop = threading.Event()
 
-    With `rng`, rows are shuffled within windows of `shuffle_rows` before being cut into
-    batches; the last batch of a pass may be short.
-    """
-    window = max(shuffle_rows, batch_size) if rng is not None else batch_size
-    xs: list[np.ndarray] = []
-    ys: list[np.ndarray] = []
-    buffered = 0
+        def reader(key_range):
+            try:
+                for block in self._read(columns, key_range, validation, test, key_range == ranges[0]):
+                    while not stop.is_set():
+                        try:
+                            found.put(block, timeout=0.2)
+                            break
+                        except queue.Full:
+                            continue
+                    if stop.is_set():
+                        return
+                found.put(_DONE)
+            except BaseException as exc:  # noqa: BLE001 - handed to the consuming thread
+                found.put(exc)
 
-    def cut(final: bool):
-        nonlocal xs, ys, buffered
-        x = np.concatenate(xs) if len(xs) > 1 else xs[0]
-        y = np.concatenate(ys) if len(ys) > 1 else ys[0]
-        if rng is not None:
-            order = rng.permutation(len(y))
-            x, y = x[order], y[order]
-        end = len(y) if final else len(y) // batch_size * batch_size
-        for start in range(0, end, batch_size):
-            yield x[start : start + batch_size], y[start : start + batch_size]
-        xs, ys, buffered = [x[end:]], [y[end:]], len(y) - end
-
-    for block in source.blocks(columns, counts):
-        if subset == ALL:
-            x, y = block.x, block.y
-        else:
-            keep = block.holdout if subset == HOLDOUT else ~block.holdout
-            x, y = block.x[keep], block.y[keep]
-        if not len(y):
-            continue
-        xs.append(x)
-        ys.append(y)
-        buffered += len(y)
-        if buffered >= window:
-            yield from cut(final=False)
-    if buffered:
-        yield from cut(final=True)
-
-
-def dataset(make_batches: Callable[[], Iterator[tuple[np.ndarray, np.ndarray]]], n_features: int):
-    """A tf.data.Dataset over a batch generator; each iteration (each epoch) calls it afresh,
-    so each epoch runs the query again. Yields (x float32 [n, F], y float32 [n, 1])."""
-    import tensorflow as tf
-
-    def generate():
-        for x, y in make_batches():
-            yield x, y.astype(np.float32).reshape(-1, 1)
-
-    spec = (
-        tf.TensorSpec(shape=(None, n_features), dtype=tf.float32),
-        tf.TensorSpec(shape=(None, 1), dtype=tf.float32),
-    )
-    return tf.data.Dataset.from_generator(generate, output_signature=spec).prefetch(2)
+        threads = [threading.Thread(target=reader, args=(r,), daemon=True, name="mlbridge-reader") for r in ranges]
+        for t in threads:
+            t.start()
+        running = len(threads)
+        try:
+            while running:
+                item = found.get()
+                if item is _DONE:
+                    running -= 1
+                elif isinstance(item, BaseException):
+                    raise item
+                else:
+                    yield item
+        finally:
+            stop.set()
+            while True:  # unblock readers waiting on a full queue
+                try:
+                    found.get_nowait()
+                except queue.Empty:
+                    break
+            for t in threads:
+                t.join(timeout=5)

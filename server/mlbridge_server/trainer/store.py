@@ -116,6 +116,7 @@ def record_version(
     name: str,
     version: int,
     task: str,
+    model_type: str | None = None,
     inputs: list[dict],
     outputs: list[dict],
     score_output: str,
@@ -128,7 +129,7 @@ def record_version(
         cur = conn.cursor()
         cur.execute(
             db.query("record_model_version"),
-            (name, version, task, _json(inputs), _json(outputs), score_output, label, _json(metrics), trained_on),
+            (name, version, task, model_type, _json(inputs), _json(outputs), score_output, label, _json(metrics), trained_on),
         )
         cur.close()
     finally:

@@ -1,9 +1,16 @@
-"""`mlbridge train`: a SELECT's rows -> tf.data -> a Keras MLP -> a SavedModel version.
+"""`mlbridge train`: a SELECT's rows -> preprocessing learned from them -> linear, network and
+tree models -> the best on the validation rows, as a SavedModel version in the catalog.
 
-Steps: describe the query's columns (no rows read), summarise them with one SQL aggregate,
-fit on the streamed training rows with early stopping on the streamed hold-out rows, score
-the hold-out once more through the exported signature for the metrics, write the SavedModel
-beside the other versions and record it in the catalog.
+Steps:
+1. describe the query's columns (no rows read) and count its rows;
+2. one pass over the rows: statistics of the training rows (means, vocabularies), the
+   validation rows kept in memory, and the training and test rows too when the query has at
+   most `memory_rows` rows; a bigger query is read again for each epoch (one pass, training
+   rows only) and once at the end for its test rows, and trees fit on a sample of it;
+3. fit each candidate (`model_type`: auto tries linear, mlp and gbt) with early stopping on
+   the validation rows and keep the best by the task's headline metric (AUC, accuracy, R²);
+4. measure the kept model on the test rows through the very graph it exports;
+5. save it, load it back to check it, and publish it as the next version with its metrics.
 """
 
 from __future__ import annotations
@@ -17,13 +24,23 @@ import numpy as np
 from mlbridge.config import Dsn
 from mlbridge.errors import MlbridgeError
 
-from . import store
-from .columns import BINARY, choose_task, classify_columns, validate_model_name
-from .metrics import metrics_for
-from .source import HOLDOUT, SHUFFLE_ROWS, TRAIN, PassCounts, QuerySource, Statistics, batches, dataset
+from . import split, store
+from .columns import BINARY, REGRESSION, choose_task, classify_columns, validate_model_name
+from .features import TrainingStats
+from .metrics import headline
+from .source import Block, QuerySource, concat
 
 MIN_ROWS = 10
-SCORE_BATCH = 4096
+AUTO = "auto"
+# Queries with at most this many rows are read once and trained on from memory; bigger ones
+# stream from MySQL every epoch.
+MEMORY_ROWS = 250_000
+# Trees fit in memory: on a streamed query, on a sample of about this many training rows.
+TREE_ROWS = 250_000
+# Above this many rows, an integer key splits each pass between this many readers by default.
+PARALLEL_ROWS = 200_000
+DEFAULT_READERS = 2
+VERIFY_ROWS = 256
 
 
 @dataclass
@@ -31,12 +48,19 @@ class TrainResult:
     name: str
     version: int
     path: Path
-    task: str  # "binary" or "regression"
+    task: str  # "regression", "binary" or "multiclass"
+    model_type: str  # "linear", "mlp" or "gbt"
     inputs: list[str]  # feature columns, in signature order
-    metrics: dict[str, float] = field(default_factory=dict)  # on the hold-out rows
+    metrics: dict[str, float] = field(default_factory=dict)  # on the test rows (validation without any)
+    candidates: dict[str, dict] = field(default_factory=dict)  # validation metrics of each model tried
     rows_train: int = 0
-    rows_holdout: int = 0
-    rows_skipped: int = 0  # a NULL feature or label
+    rows_validation: int = 0
+    rows_test: int = 0
+    classes: list = field(default_factory=list)
+
+    @property
+    def rows_holdout(self) -> int:
+        return self.rows_validation + self.rows_test
 
 
 def auto_batch_size(rows: int) -> int:
@@ -50,28 +74,27 @@ def auto_batch_size(rows: int) -> int:
     return 1024
 
 
-def _check_rows(source: QuerySource, stats: Statistics, label: str) -> None:
-    if stats.rows >= MIN_ROWS:
-        return
-    total = source.count()
-    if total == 0:
-        raise MlbridgeError("mlbridge: the query returned no rows: nothing to train on; check its WHERE clause")
-    if stats.rows == 0:
-        raise MlbridgeError(
-            f"mlbridge: all {total} rows of the query have a NULL feature or label {label!r}: "
-            "nothing to train on; filter or fill the NULLs in the query"
-        )
-    raise MlbridgeError(
-        f"mlbridge: only {stats.rows} usable rows (of {total}): training needs at least {MIN_ROWS}, "
-        "some of them held out to measure the model"
-    )
+def sorted_rows(blocks: list[Block]) -> Block:
+    """Blocks as one, in the order of their rows' hashes: the same rows give the same order
+    however the readers interleaved them, so a seed gives the same model."""
+    block = concat([b for b in blocks if len(b)] or blocks[:1])
+    return block.take(np.argsort(block.hashes, kind="stable"))
 
 
-def _no_holdout(rows: int) -> MlbridgeError:
-    return MlbridgeError(
-        f"mlbridge: none of the {rows} usable rows fell in the hold-out, so the model cannot be "
-        "measured; train on more rows"
-    )
+def _candidates(model_type: str) -> list[str]:
+    from .learners import MODEL_TYPES
+
+    if model_type == AUTO:
+        return list(MODEL_TYPES)
+    if model_type not in MODEL_TYPES:
+        raise MlbridgeError(f"mlbridge: unknown model type {model_type!r}: use auto, {', '.join(MODEL_TYPES)}")
+    return [model_type]
+
+
+def _classes(task_kind: str, distinct: list) -> list:
+    if task_kind == REGRESSION:
+        return []
+    return [int(v) if isinstance(v, float) and v == int(v) else v for v in distinct]
 
 
 def train(
@@ -81,126 +104,210 @@ def train(
     model: str,
     model_base: Path,
     key: str | None = None,
-    epochs: int = 100,
+    epochs: int = 200,
     batch_size: int | None = None,
     progress: bool = True,
     seed: int = 0,
     *,
-    patience: int = 8,
-    learning_rate: float = 1e-3,
+    task: str | None = None,
+    model_type: str = AUTO,
+    validation_fraction: float = 0.1,
+    test_fraction: float = 0.1,
+    readers: int | None = None,
+    patience: int = 10,
+    learning_rate: float | None = None,
+    memory_rows: int = MEMORY_ROWS,
+    tree_rows: int = TREE_ROWS,
+    tensorboard: bool = True,
 ) -> TrainResult:
     """Train a new version of `model` on the rows of `query` and export it.
 
     `label` is the column to predict; every other column except the key (`key`, or `id` when
-    present) is a numeric feature. Labels of only 0 and 1 make a binary classifier, other
-    numbers a regression. `batch_size` None picks one from the row count. Raises MlbridgeError
-    for anything the caller can fix.
+    present) is a feature. Numbers make a regression (0/1 a binary classifier), strings a
+    classification; `task` overrides. Raises MlbridgeError for anything the caller can fix.
     """
     name = validate_model_name(model)
     model_base = Path(model_base)
     if epochs < 1:
         raise MlbridgeError(f"mlbridge: epochs must be at least 1, not {epochs}")
+    if batch_size is not None and batch_size < 1:
+        raise MlbridgeError(f"mlbridge: batch size must be at least 1, not {batch_size}")
+    split.check_fractions(validation_fraction, test_fraction)
+    kinds = _candidates(model_type)
     store.catalog_max_version(dsn, name)  # the catalog is there: better now than after training
     source = QuerySource(dsn, query)
     columns = classify_columns(source.describe(), label, key)
-    stats = source.statistics(columns)
-    _check_rows(source, stats, columns.label_name)
-    task = choose_task(columns.label_name, stats.rows, stats.label_not_binary, stats.label_min, stats.label_max)
-    batch_size = batch_size or auto_batch_size(stats.rows)
-    if batch_size < 1:
-        raise MlbridgeError(f"mlbridge: batch size must be at least 1, not {batch_size}")
+    total = source.count()
+    if total == 0:
+        raise MlbridgeError("mlbridge: the query returned no rows: nothing to train on; check its WHERE clause")
+    key_is_int = columns.key is not None and columns.sql[columns.key].integer
+    readers = readers or (DEFAULT_READERS if total >= PARALLEL_ROWS and key_is_int else 1)
+    ranges = source.key_ranges(columns, readers)
+    in_memory = total <= memory_rows
+    train_share = 1 - validation_fraction - test_fraction
+    tree_fraction = min(1.0, tree_rows / max(1.0, total * train_share))
+
+    # -- the pass that learns the preprocessing ---------------------------------------------------
+    stats = TrainingStats(columns.feature_names, list(columns.kinds),
+                          [columns.sql[i].integer for i in columns.features], columns.label_name, columns.label_kind)
+    kept: dict[str, list[Block]] = {"train": [], "valid": [], "test": [], "tree": []}
+    for block in source.blocks(columns, ranges=ranges, validation=validation_fraction, test=test_fraction):
+        is_train = block.part == split.TRAIN
+        stats.update(block.features, block.label, is_train)
+        kept["valid"].append(block.take(block.part == split.VALIDATION))
+        if in_memory:
+            kept["train"].append(block.take(is_train))
+            kept["test"].append(block.take(block.part == split.TEST))
+        elif "gbt" in kinds:
+            kept["tree"].append(block.take(is_train & split.sample_mask(block.hashes, tree_fraction)))
+    stats.label.check()
+    if stats.train_rows < MIN_ROWS:
+        raise MlbridgeError(
+            f"mlbridge: only {stats.train_rows} of the query's {total} rows fell in the training split: "
+            f"training needs at least {MIN_ROWS}; train on more rows"
+        )
+    task_kind = choose_task(columns.label_name, columns.label_kind, stats.label.distinct(), task)
+    valid = sorted_rows(kept["valid"])
+    if not len(valid):
+        raise MlbridgeError(
+            f"mlbridge: none of the {total} rows fell in the validation split, which chooses the model and "
+            "stops training: train on more rows or raise the validation fraction"
+        )
 
     # TensorFlow loads only once the query has passed the checks above: errors come fast.
-    import tf_keras
+    from . import curves, export
+    from .learners import GBT, Task, TrainingRows, fit_network, fit_trees
+    from .preprocess import Preprocessor
+    from .progress import EpochProgress, progress_mode, say
 
-    from . import model as net
-    from .progress import EpochProgress
+    moments = stats.label.moments
+    the_task = Task(
+        kind=task_kind,
+        classes=_classes(task_kind, stats.label.distinct()),
+        label_mean=moments.mean if task_kind == REGRESSION else 0.0,
+        label_std=moments.std if task_kind == REGRESSION else 1.0,
+    )
+    specs = stats.specs()
+    pre = Preprocessor(specs)
+    train_rows = sorted_rows(kept["train"]) if in_memory else None
+    kept["train"] = []
 
-    tf_keras.utils.set_random_seed(seed)
-    if task == BINARY:
-        label_mean, label_std = 0.0, 1.0
-    else:
-        label_mean = stats.label_mean
-        label_std = math.sqrt(stats.label_variance) or 1.0
+    def stream():
+        for block in source.blocks(columns, ranges=ranges, validation=validation_fraction, test=test_fraction):
+            rows = block.take(block.part == split.TRAIN)
+            if len(rows):
+                yield rows
 
-    features = columns.feature_names
-    # A column with one value has variance 0; standardising by it would blow up any other
-    # value served later. Dividing by 1 leaves it a harmless constant.
-    variance = np.where(stats.variance > 0, stats.variance, 1.0)
-    keras_model = net.build_model(len(features), stats.mean, variance, task, learning_rate=learning_rate)
-
-    last_pass = PassCounts()
-    passes = 0
-
-    def training_batches():
-        nonlocal last_pass, passes
-        counts = PassCounts()
-        rng = np.random.default_rng([seed, passes])
-        passes += 1
-        for x, y in batches(source, columns, TRAIN, batch_size, counts, shuffle_rows=SHUFFLE_ROWS, rng=rng):
-            yield x, (y - label_mean) / label_std
-        last_pass = counts
-
-    def holdout_batches():
-        for x, y in batches(source, columns, HOLDOUT, SCORE_BATCH, PassCounts()):
-            yield x, (y - label_mean) / label_std
-
-    def holdout_present():
-        if last_pass.holdout == 0:
-            raise _no_holdout(stats.rows)
-
-    train_ds = dataset(training_batches, len(features))
-    holdout_ds = dataset(holdout_batches, len(features))
-    steps_guess = max(1, math.ceil(stats.rows * 0.8 / batch_size))
-    bar = EpochProgress(f"training {name}", epochs, steps_guess, enabled=progress, before_validation=holdout_present)
-    stop = tf_keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True)
-    try:
-        keras_model.fit(train_ds, validation_data=holdout_ds, epochs=epochs, callbacks=[stop, bar], verbose=0)
-    finally:
-        bar.close()
-
-    module = net.serving_module(keras_model, features, task, label_mean, label_std)
-    counts = PassCounts()
-    measured = metrics_for(task)
-    for x, y in batches(source, columns, HOLDOUT, SCORE_BATCH, counts):
-        measured.update(y, net.score_matrix(module, x))
-    if counts.holdout == 0:  # the rows changed since training began
-        raise _no_holdout(counts.train)
-    metrics = measured.result()
-
+    rows = TrainingRows(pre, the_task, valid, train=train_rows, stream=None if in_memory else stream,
+                        tree_rows=None if in_memory else sorted_rows(kept["tree"]))
+    batch_size = batch_size or auto_batch_size(stats.train_rows)
+    mode = progress_mode(progress)
     model_dir = model_base / name
     staged = store.staging_dir(model_dir)
+    work = export.temp_dir()
     try:
-        net.save(module, str(staged))
+        fits = []
+        for kind in kinds:
+            say(mode, f"{name}: fitting {kind} on {stats.train_rows} rows"
+                      f"{'' if in_memory else ' (streamed from MySQL)'}")
+            if kind == GBT:
+                fitted = fit_trees(rows, seed=seed)
+            else:
+                callbacks = [EpochProgress(f"{name} {kind}", epochs, math.ceil(stats.train_rows / batch_size), mode=mode)]
+                if tensorboard:
+                    import tf_keras
+
+                    callbacks.append(tf_keras.callbacks.TensorBoard(
+                        log_dir=str(staged / "training" / "tensorboard" / kind), write_graph=False, profile_batch=0))
+                try:
+                    fitted = fit_network(kind, rows, epochs=epochs, batch_size=batch_size, patience=patience, seed=seed,
+                                         learning_rate=learning_rate, callbacks=callbacks)
+                finally:
+                    callbacks[0].close()
+            say(mode, f"{name}: {kind}: validation {headline(task_kind)} {fitted.score:.4f} "
+                      f"({fitted.epochs} {'trees' if kind == GBT else 'epochs'}, {fitted.seconds:.1f} s)")
+            fits.append(fitted)
+        best = max(fits, key=lambda f: f.score if not math.isnan(f.score) else -math.inf)
+
+        module = export.serving_module(pre, best, the_task, temp_dir=work)
+        test_metrics, test_rows = {}, 0
+        if test_fraction > 0:
+            blocks = [sorted_rows(kept["test"])] if in_memory else (
+                b.take(b.part == split.TEST)
+                for b in source.blocks(columns, ranges=ranges, validation=validation_fraction, test=test_fraction))
+            test_metrics, test_rows = measure_blocks(module, pre.names, the_task, blocks)
+        metrics = test_metrics or {k: v for k, v in best.validation.items() if not k.startswith("_")}
+
+        metadata = {
+            "task": task_kind,
+            "model_type": best.kind,
+            "label": columns.label_name,
+            "classes": the_task.classes,
+            "features": [s.to_json() for s in specs],
+            "split": {"key": columns.key_name, "validation": validation_fraction, "test": test_fraction},
+            "seed": seed,
+        }
+        export.save(module, staged, metadata)
+        sample = {k: v[:VERIFY_ROWS] for k, v in valid.features.items()}
+        export.verify(staged, module, sample, pre.names)
+        curves.plot(fits, best.kind, staged / "training" / "learning_curves.png")
         first = store.next_version(model_dir, store.catalog_max_version(dsn, name))
         version, path = store.publish(staged, model_dir, first)
     except BaseException:
         store.discard(staged)
         raise
-    output_specs = store.tensor_specs([net.SCORE]) + (
-        store.tensor_specs([net.LABEL], "int64") if task == BINARY else []
-    )
+    finally:
+        export.discard(work)
+
+    candidates = {
+        f.kind: {**{k: v for k, v in f.validation.items() if not k.startswith("_")}, "seconds": round(f.seconds, 2),
+                 "epochs": f.epochs}
+        for f in fits
+    }
+    counts = {"rows_train": stats.train_rows, "rows_validation": len(valid), "rows_test": test_rows}
     store.record_version(
         dsn,
         name=name,
         version=version,
-        task=task,
-        inputs=store.tensor_specs(features),
-        outputs=output_specs,
-        score_output=net.SCORE,
+        task=task_kind,
+        model_type=best.kind,
+        inputs=[{"name": s.name, "dtype": s.dtype, "shape": [-1], "missing": True, "kind": s.kind} for s in specs],
+        outputs=export.output_specs(the_task),
+        score_output=export.SCORE,
         label=columns.label_name,
-        metrics={**metrics, "rows_train": counts.train, "rows_holdout": counts.holdout, "rows_skipped": counts.skipped},
+        metrics={**metrics, **counts, "on": "test" if test_metrics else "validation",
+                 "validation": {k: v for k, v in best.validation.items() if not k.startswith("_")},
+                 "candidates": candidates},
         trained_on=source.query,
     )
+    say(mode, f"{name}: kept {best.kind} as version {version}")
     return TrainResult(
-        name=name,
-        version=version,
-        path=path,
-        task=task,
-        inputs=features,
-        metrics=metrics,
-        rows_train=counts.train,
-        rows_holdout=counts.holdout,
-        rows_skipped=counts.skipped,
+        name=name, version=version, path=path, task=task_kind, model_type=best.kind, inputs=pre.names,
+        metrics=metrics, candidates=candidates, rows_train=stats.train_rows, rows_validation=len(valid),
+        rows_test=test_rows, classes=the_task.classes,
     )
+
+
+def measure_blocks(module, names: list[str], task, blocks) -> tuple[dict[str, float], int]:
+    """The task's metrics of the exported graph over blocks of labelled rows."""
+    from . import export
+    from .features import encode_label
+    from .metrics import metrics_for
+
+    measured = metrics_for(task.kind, len(task.classes))
+    rows = 0
+    for block in blocks:
+        if not len(block):
+            continue
+        for start in range(0, len(block), 65_536):
+            part = block.take(np.arange(start, min(start + 65_536, len(block))))
+            predicted = export.probabilities(export.predict(module, part.features, names), task)
+            y = encode_label(part.label, task.kind, task.classes)
+            if task.kind == BINARY:
+                keep = y >= 0
+                measured.update(y[keep], predicted[keep])
+            else:
+                measured.update(y, predicted)
+            rows += len(part)
+    return (measured.result() if rows else {}), rows
 
