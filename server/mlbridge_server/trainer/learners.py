@@ -67,7 +67,8 @@ class Fitted:
     history: dict[str, list[float]] = field(default_factory=dict)
     validation: dict[str, float] = field(default_factory=dict)
     seconds: float = 0.0
-    epochs: int = 0
+    epochs: int = 0  # epochs run, or trees grown
+    rounds: int = 0  # the epochs (trees per class) of the weights kept: what a refit runs
 
     @property
     def score(self) -> float:
@@ -197,7 +198,7 @@ def _stream_dataset(rows: TrainingRows, batch_size: int, seed: int) -> tf.data.D
 
 
 def fit_network(kind: str, rows: TrainingRows, *, epochs: int, batch_size: int, patience: int, seed: int,
-                learning_rate: float | None = None, callbacks: list | None = None) -> Fitted:
+                learning_rate: float | None = None, callbacks: list | None = None, early_stop: bool = True) -> Fitted:
     started = time.monotonic()
     tf_keras.utils.set_random_seed(seed)
     task = rows.task
@@ -209,24 +210,42 @@ def fit_network(kind: str, rows: TrainingRows, *, epochs: int, batch_size: int, 
         x_fit, y_fit = x_valid[known], y_valid[known]
     else:
         x_fit, y_fit = x_valid, y_valid
-    stop = tf_keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True)
-    every = [stop, *(callbacks or [])]
+    every = list(callbacks or [])
+    validation = None
+    if early_stop:
+        every.insert(0, tf_keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience,
+                                                         restore_best_weights=True))
+        validation = (x_fit, y_fit)
     if rows.train is not None:
         history = model.fit(encode_dense(rows.pre, rows.train), targets(task, rows.train.label),
-                            batch_size=batch_size, epochs=epochs, validation_data=(x_fit, y_fit),
+                            batch_size=batch_size, epochs=epochs, validation_data=validation,
                             shuffle=True, callbacks=every, verbose=0)
     else:
         history = model.fit(_stream_dataset(rows, batch_size, seed), epochs=epochs,
-                            validation_data=(x_fit, y_fit), callbacks=every, verbose=0)
+                            validation_data=validation, callbacks=every, verbose=0)
     predicted = network_predict(model, x_valid, task)
     hist = {k: [float(v) for v in vs] for k, vs in history.history.items()}
+    losses = hist.get("val_loss") or hist.get("loss") or [0.0]
+    rounds = int(np.nanargmin(losses)) + 1 if early_stop else len(losses)
     return Fitted(kind, model, hist, measure(task, rows.valid.label, predicted), time.monotonic() - started,
-                  len(hist.get("loss", [])))
+                  len(hist.get("loss", [])), rounds)
+
+
+def refit(fitted: Fitted, rows: TrainingRows, *, batch_size: int, seed: int,
+          learning_rate: float | None = None) -> Fitted:
+    """The chosen model fitted again, as long as it was when it was best, on the training and
+    validation rows together (`rows.train` holds both): on a small table the rows that chose
+    the model are too many to leave out of it. Its `validation` metrics are no longer honest;
+    the caller keeps the first fit's."""
+    if fitted.kind == GBT:
+        return fit_trees(rows, seed=seed, num_trees=max(1, fitted.rounds), early_stop=False)
+    return fit_network(fitted.kind, rows, epochs=max(1, fitted.rounds), batch_size=batch_size, patience=0,
+                       seed=seed, learning_rate=learning_rate, early_stop=False)
 
 
 # -- trees ------------------------------------------------------------------------------------
 
-def fit_trees(rows: TrainingRows, *, seed: int, num_trees: int = 500) -> Fitted:
+def fit_trees(rows: TrainingRows, *, seed: int, num_trees: int = 500, early_stop: bool = True) -> Fitted:
     import ydf
 
     ydf.verbose(0)
@@ -247,10 +266,12 @@ def fit_trees(rows: TrainingRows, *, seed: int, num_trees: int = 500) -> Fitted:
         random_seed=seed,
         # With `valid` given, ydf stops on it (and keeps the best number of trees); setting
         # validation_ratio to 0 as well would turn early stopping off.
-        early_stopping="LOSS_INCREASE",
+        early_stopping="LOSS_INCREASE" if early_stop else "NONE",
         early_stopping_num_trees_look_ahead=30,
+        **({} if early_stop else {"validation_ratio": 0.0}),
     )
-    model = learner.train(train, valid=valid_fit if len(valid_fit[LABEL]) else None, verbose=0)
+    use_valid = early_stop and len(valid_fit[LABEL])
+    model = learner.train(train, valid=valid_fit if use_valid else None, verbose=0)
     predicted = tree_predict(model, valid, task)
     history = {}
     try:
@@ -262,8 +283,9 @@ def fit_trees(rows: TrainingRows, *, seed: int, num_trees: int = 500) -> Fitted:
         }
     except Exception:  # noqa: BLE001 - the curves are a nicety; the model is what matters
         pass
+    per_round = len(task.classes) if task.kind == MULTICLASS else 1
     return Fitted(GBT, model, history, measure(task, rows.valid.label, predicted), time.monotonic() - started,
-                  model.num_trees())
+                  model.num_trees(), max(1, model.num_trees() // per_round))
 
 
 def _tree_label(task: Task, label: np.ndarray) -> np.ndarray:

@@ -41,6 +41,8 @@ TREE_ROWS = 250_000
 PARALLEL_ROWS = 200_000
 DEFAULT_READERS = 2
 VERIFY_ROWS = 256
+# Small tables: the chosen model is fitted again on training and validation rows together.
+REFIT_ROWS = 100_000
 
 
 @dataclass
@@ -119,12 +121,16 @@ def train(
     memory_rows: int = MEMORY_ROWS,
     tree_rows: int = TREE_ROWS,
     tensorboard: bool = True,
+    refit: bool | None = None,
 ) -> TrainResult:
     """Train a new version of `model` on the rows of `query` and export it.
 
     `label` is the column to predict; every other column except the key (`key`, or `id` when
     present) is a feature. Numbers make a regression (0/1 a binary classifier), strings a
-    classification; `task` overrides. Raises MlbridgeError for anything the caller can fix.
+    classification; `task` overrides. `refit` (default: for queries read into memory, up to
+    REFIT_ROWS rows) fits the chosen model again on the training and validation rows together,
+    for as many epochs or trees as it had when it was best. Raises MlbridgeError for anything
+    the caller can fix.
     """
     name = validate_model_name(model)
     model_base = Path(model_base)
@@ -144,6 +150,9 @@ def train(
     readers = readers or (DEFAULT_READERS if total >= PARALLEL_ROWS and key_is_int else 1)
     ranges = source.key_ranges(columns, readers)
     in_memory = total <= memory_rows
+    if refit and not in_memory:
+        raise MlbridgeError(f"mlbridge: refit needs the rows in memory, and the query has {total} (more than "
+                            f"{memory_rows}); leave refit to its default")
     train_share = 1 - validation_fraction - test_fraction
     tree_fraction = min(1.0, tree_rows / max(1.0, total * train_share))
 
@@ -177,6 +186,7 @@ def train(
     # TensorFlow loads only once the query has passed the checks above: errors come fast.
     from . import curves, export
     from .learners import GBT, Task, TrainingRows, fit_network, fit_trees
+    from .learners import refit as refit_model
     from .preprocess import Preprocessor
     from .progress import EpochProgress, progress_mode, say
 
@@ -228,8 +238,16 @@ def train(
                       f"({fitted.epochs} {'trees' if kind == GBT else 'epochs'}, {fitted.seconds:.1f} s)")
             fits.append(fitted)
         best = max(fits, key=lambda f: f.score if not math.isnan(f.score) else -math.inf)
+        final = best
+        if refit is None:
+            refit = in_memory and stats.train_rows + len(valid) <= REFIT_ROWS
+        if refit:
+            say(mode, f"{name}: fitting {best.kind} again on the training and validation rows ({best.rounds} "
+                      f"{'trees' if best.kind == GBT else 'epochs'})")
+            together = TrainingRows(pre, the_task, valid, train=concat([train_rows, valid]))
+            final = refit_model(best, together, batch_size=batch_size, seed=seed, learning_rate=learning_rate)
 
-        module = export.serving_module(pre, best, the_task, temp_dir=work)
+        module = export.serving_module(pre, final, the_task, temp_dir=work)
         test_metrics, test_rows = {}, 0
         if test_fraction > 0:
             blocks = [sorted_rows(kept["test"])] if in_memory else (
@@ -246,6 +264,7 @@ def train(
             "features": [s.to_json() for s in specs],
             "split": {"key": columns.key_name, "validation": validation_fraction, "test": test_fraction},
             "seed": seed,
+            "refit": bool(refit),
         }
         export.save(module, staged, metadata)
         sample = {k: v[:VERIFY_ROWS] for k, v in valid.features.items()}
