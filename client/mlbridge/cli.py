@@ -96,7 +96,11 @@ def cmd_train(args) -> int:
         resolve_dsn(args.dsn), args.query, args.label, args.model, model_base(args.model_base),
         key=args.key, progress=not args.quiet, task=args.task, model_type=args.model_type, seed=args.seed,
         validation_fraction=args.validation, test_fraction=args.test, **tuning,
+        workers=args.workers.split(",") if args.workers else None, worker_index=args.worker_index,
     )
+    if result.version == 0:  # a worker other than the first of a distributed training
+        print(f"worker {args.worker_index}: done ({result.rows_train} training rows); worker 0 publishes the version")
+        return 0
     shown = {k: v for k, v in result.metrics.items() if isinstance(v, (int, float))}
     metrics = ", ".join(f"{k} {v:.4g}" for k, v in shown.items())
     print(f"model {result.name}:{result.version} ({result.task}, {result.model_type}) -> {result.path}")
@@ -196,6 +200,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--test", type=float, default=0.1, help="share of rows that measure it (0.1; 0 for none)")
     p.add_argument("--readers", type=int, default=None, help="parallel readers by key range (default: 2 for "
                    "200k rows or more with an integer key, else 1)")
+    p.add_argument("--workers", default=None, metavar="HOST:PORT,...",
+                   help="train one network across these workers (MultiWorkerMirroredStrategy), the same list on "
+                        "each; each reads its own slice of the integer key's range")
+    p.add_argument("--worker-index", type=int, default=0, help="this worker's place in --workers (0 publishes)")
     p.add_argument("--quiet", action="store_true", help="no progress (a bar on a terminal, else a line per epoch)")
     p.set_defaults(func=cmd_train)
 

@@ -198,11 +198,20 @@ def _stream_dataset(rows: TrainingRows, batch_size: int, seed: int) -> tf.data.D
 
 
 def fit_network(kind: str, rows: TrainingRows, *, epochs: int, batch_size: int, patience: int, seed: int,
-                learning_rate: float | None = None, callbacks: list | None = None, early_stop: bool = True) -> Fitted:
+                learning_rate: float | None = None, callbacks: list | None = None, early_stop: bool = True,
+                strategy=None, steps_per_epoch: int | None = None) -> Fitted:
+    """Fit a network. With a `strategy` (tf.distribute.MultiWorkerMirroredStrategy), each worker
+    streams its own rows (`rows.stream`, its key range) and runs `steps_per_epoch` steps an
+    epoch, the same on every worker, the rows repeating as needed; gradients are averaged
+    across the workers."""
     started = time.monotonic()
     tf_keras.utils.set_random_seed(seed)
     task = rows.task
-    model = build_network(kind, rows.pre.dense_width(), task, learning_rate)
+    if strategy is not None:
+        with strategy.scope():
+            model = build_network(kind, rows.pre.dense_width(), task, learning_rate)
+    else:
+        model = build_network(kind, rows.pre.dense_width(), task, learning_rate)
     x_valid = encode_dense(rows.pre, rows.valid)
     y_valid = targets(task, rows.valid.label)
     if task.kind != REGRESSION:  # a class unseen in training has no output to be scored against
@@ -221,8 +230,18 @@ def fit_network(kind: str, rows: TrainingRows, *, epochs: int, batch_size: int, 
                             batch_size=batch_size, epochs=epochs, validation_data=validation,
                             shuffle=True, callbacks=every, verbose=0)
     else:
-        history = model.fit(_stream_dataset(rows, batch_size, seed), epochs=epochs,
+        dataset = _stream_dataset(rows, batch_size, seed)
+        if strategy is not None:
+            # Each worker reads its own key range: tf.data must not shard it again.
+            options = tf.data.Options()
+            options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
+            dataset = dataset.repeat().with_options(options)
+        history = model.fit(dataset, epochs=epochs, steps_per_epoch=steps_per_epoch,
                             validation_data=validation, callbacks=every, verbose=0)
+    if strategy is not None:  # a plain copy to export: the distributed one lives in the cluster
+        local = build_network(kind, rows.pre.dense_width(), task, learning_rate)
+        local.set_weights(model.get_weights())
+        model = local
     predicted = network_predict(model, x_valid, task)
     hist = {k: [float(v) for v in vs] for k, vs in history.history.items()}
     losses = hist.get("val_loss") or hist.get("loss") or [0.0]

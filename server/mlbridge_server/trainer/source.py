@@ -248,6 +248,15 @@ class QuerySource:
             except mysql.connector.Error:
                 pass
 
+    def range_blocks(self, columns: Columns, key_range: tuple[int, int], *, first: bool, validation: float = 0.1,
+                     test: float = 0.1) -> Iterator[Block]:
+        """One pass over one slice of the key's range (`first`: the slice that also takes the
+        rows whose key is NULL): what one worker of a distributed training reads."""
+        yield from self._read(columns, key_range, validation, test, first)
+
+    def range_count(self, columns: Columns, key_range: tuple[int, int], *, first: bool) -> int:
+        return int(self._scalar_row(f"SELECT COUNT(*) FROM ({self._pass_sql(columns, key_range, first)}) AS r")[0])
+
     def blocks(self, columns: Columns, *, readers: int = 1, validation: float = 0.1, test: float = 0.1,
                ranges: list[tuple[int, int]] | None = None) -> Iterator[Block]:
         """One pass over the query: every row, in blocks, with its split.

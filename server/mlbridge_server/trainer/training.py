@@ -15,7 +15,9 @@ Steps:
 
 from __future__ import annotations
 
+import json
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -122,6 +124,8 @@ def train(
     tree_rows: int = TREE_ROWS,
     tensorboard: bool = True,
     refit: bool | None = None,
+    workers: list[str] | None = None,
+    worker_index: int = 0,
 ) -> TrainResult:
     """Train a new version of `model` on the rows of `query` and export it.
 
@@ -131,6 +135,13 @@ def train(
     REFIT_ROWS rows) fits the chosen model again on the training and validation rows together,
     for as many epochs or trees as it had when it was best. Raises MlbridgeError for anything
     the caller can fix.
+
+    `workers` (host:port of every worker, the same list on each) trains one network across
+    machines with tf.distribute.MultiWorkerMirroredStrategy: run train on each worker with its
+    `worker_index`. Every worker reads the whole query once to learn the same preprocessing,
+    then each streams only its own slice of the integer key's range every epoch; worker 0
+    exports and records the version, the others return version 0. `auto` means `mlp` there,
+    and trees are not trained across machines.
     """
     name = validate_model_name(model)
     model_base = Path(model_base)
@@ -140,6 +151,14 @@ def train(
         raise MlbridgeError(f"mlbridge: batch size must be at least 1, not {batch_size}")
     split.check_fractions(validation_fraction, test_fraction)
     kinds = _candidates(model_type)
+    distributed = bool(workers)
+    if distributed:
+        if not 0 <= worker_index < len(workers):
+            raise MlbridgeError(f"mlbridge: worker index {worker_index} is not one of the {len(workers)} workers")
+        if model_type == AUTO:
+            kinds = ["mlp"]
+        if "gbt" in kinds:
+            raise MlbridgeError("mlbridge: trees train on one machine: use --model-type linear or mlp with --workers")
     store.catalog_max_version(dsn, name)  # the catalog is there: better now than after training
     source = QuerySource(dsn, query)
     columns = classify_columns(source.describe(), label, key)
@@ -149,7 +168,13 @@ def train(
     key_is_int = columns.key is not None and columns.sql[columns.key].integer
     readers = readers or (DEFAULT_READERS if total >= PARALLEL_ROWS and key_is_int else 1)
     ranges = source.key_ranges(columns, readers)
-    in_memory = total <= memory_rows
+    if distributed and not key_is_int:
+        raise MlbridgeError("mlbridge: training across workers splits the rows by the key's range: the key must be "
+                            "an integer column (pass --key)")
+    worker_ranges = source.key_ranges(columns, len(workers)) if distributed else None
+    if distributed and worker_ranges is None:
+        raise MlbridgeError(f"mlbridge: the key's range is too narrow to split between {len(workers)} workers")
+    in_memory = total <= memory_rows and not distributed
     if refit and not in_memory:
         raise MlbridgeError(f"mlbridge: refit needs the rows in memory, and the query has {total} (more than "
                             f"{memory_rows}); leave refit to its default")
@@ -190,6 +215,15 @@ def train(
     from .preprocess import Preprocessor
     from .progress import EpochProgress, progress_mode, say
 
+    strategy = None
+    if distributed:
+        # Before any TensorFlow op runs: the collectives are set up with the eager context.
+        os.environ["TF_CONFIG"] = json.dumps(
+            {"cluster": {"worker": list(workers)}, "task": {"type": "worker", "index": worker_index}})
+        import tensorflow as tf
+
+        strategy = tf.distribute.MultiWorkerMirroredStrategy()
+
     moments = stats.label.moments
     the_task = Task(
         kind=task_kind,
@@ -203,17 +237,29 @@ def train(
     kept["train"] = []
 
     def stream():
-        for block in source.blocks(columns, ranges=ranges, validation=validation_fraction, test=test_fraction):
+        if distributed:
+            blocks = source.range_blocks(columns, worker_ranges[worker_index], first=worker_index == 0,
+                                         validation=validation_fraction, test=test_fraction)
+        else:
+            blocks = source.blocks(columns, ranges=ranges, validation=validation_fraction, test=test_fraction)
+        for block in blocks:
             rows = block.take(block.part == split.TRAIN)
             if len(rows):
                 yield rows
 
     rows = TrainingRows(pre, the_task, valid, train=train_rows, stream=None if in_memory else stream,
-                        tree_rows=None if in_memory else sorted_rows(kept["tree"]))
+                        tree_rows=sorted_rows(kept["tree"]) if kept["tree"] else None)
     batch_size = batch_size or auto_batch_size(stats.train_rows)
     mode = progress_mode(progress)
+    steps = None
+    if distributed:  # every worker runs as many steps an epoch as the smallest slice gives
+        counts = [source.range_count(columns, r, first=i == 0) for i, r in enumerate(worker_ranges)]
+        steps = max(1, int(min(counts) * train_share) // batch_size)
+        say(mode, f"{name}: worker {worker_index} of {len(workers)} reads keys {worker_ranges[worker_index]}, "
+                  f"{steps} steps an epoch")
+    chief = worker_index == 0
     model_dir = model_base / name
-    staged = store.staging_dir(model_dir)
+    staged = store.staging_dir(model_dir) if chief else Path(export.temp_dir())
     work = export.temp_dir()
     try:
         fits = []
@@ -231,13 +277,19 @@ def train(
                         log_dir=str(staged / "training" / "tensorboard" / kind), write_graph=False, profile_batch=0))
                 try:
                     fitted = fit_network(kind, rows, epochs=epochs, batch_size=batch_size, patience=patience, seed=seed,
-                                         learning_rate=learning_rate, callbacks=callbacks)
+                                         learning_rate=learning_rate, callbacks=callbacks, strategy=strategy,
+                                         steps_per_epoch=steps)
                 finally:
                     callbacks[0].close()
             say(mode, f"{name}: {kind}: validation {headline(task_kind)} {fitted.score:.4f} "
                       f"({fitted.epochs} {'trees' if kind == GBT else 'epochs'}, {fitted.seconds:.1f} s)")
             fits.append(fitted)
         best = max(fits, key=lambda f: f.score if not math.isnan(f.score) else -math.inf)
+        if not chief:
+            store.discard(staged)
+            say(mode, f"{name}: worker {worker_index} done; worker 0 publishes the version")
+            return TrainResult(name=name, version=0, path=None, task=task_kind, model_type=best.kind,
+                               inputs=pre.names, rows_train=stats.train_rows, rows_validation=len(valid))
         final = best
         if refit is None:
             refit = in_memory and stats.train_rows + len(valid) <= REFIT_ROWS
