@@ -192,8 +192,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="default: from the label (numbers: regression, 0/1: binary, strings: classes)")
     p.add_argument("--model-type", choices=["auto", "linear", "mlp", "gbt"], default="auto",
                    help="auto (default) fits all three and keeps the best on the validation rows")
-    p.add_argument("--epochs", type=int, default=None, help="most epochs for the networks (default 200; "
-                   "training stops early when the validation loss stops improving)")
+    p.add_argument("--epochs", type=int, default=None, help="most epochs for the networks (default: 200 on small "
+                   "tables, fewer as rows grow; training stops early when the validation loss stops improving)")
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--seed", type=int, default=0, help="the same seed and rows give the same model")
     p.add_argument("--validation", type=float, default=0.1, help="share of rows that choose the model (0.1)")

@@ -27,7 +27,7 @@ def test_two_workers_train_one_model(tdsn, tmp_path, cancer_table):
         for i in range(2)
     ]
     outs = [p.communicate(timeout=300) for p in procs]
-    for p, (out, err) in zip(procs, outs):
+    for p, (_out, err) in zip(procs, outs):
         assert p.returncode == 0, err[-3000:]
     # each worker read its own slice of the ids: 1..285 and 286..569
     slices = [re.search(r"worker (\d) of 2 reads keys \((\d+), (\d+)\)", err).groups() for _, err in outs]

@@ -43,6 +43,10 @@ TREE_ROWS = 250_000
 PARALLEL_ROWS = 200_000
 DEFAULT_READERS = 2
 VERIFY_ROWS = 256
+EPOCH_ROW_BUDGET = 10_000_000
+# Epochs without a better validation loss before a network stops; fewer on big tables, whose
+# epochs are long and whose validation loss is steady.
+PATIENCE, PATIENCE_BIG, BIG_ROWS = 10, 4, 100_000
 # Small tables: the chosen model is fitted again on training and validation rows together.
 REFIT_ROWS = 100_000
 
@@ -78,6 +82,12 @@ def auto_batch_size(rows: int) -> int:
     return 1024
 
 
+def auto_epochs(rows: int) -> int:
+    """At most EPOCH_ROW_BUDGET rows seen in all, between 8 and 200 epochs: small tables need
+    many passes, big ones few (early stopping usually ends sooner anyway)."""
+    return int(min(200, max(8, EPOCH_ROW_BUDGET // max(rows, 1))))
+
+
 def sorted_rows(blocks: list[Block]) -> Block:
     """Blocks as one, in the order of their rows' hashes: the same rows give the same order
     however the readers interleaved them, so a seed gives the same model."""
@@ -108,7 +118,7 @@ def train(
     model: str,
     model_base: Path,
     key: str | None = None,
-    epochs: int = 200,
+    epochs: int | None = None,
     batch_size: int | None = None,
     progress: bool = True,
     seed: int = 0,
@@ -118,7 +128,7 @@ def train(
     validation_fraction: float = 0.1,
     test_fraction: float = 0.1,
     readers: int | None = None,
-    patience: int = 10,
+    patience: int | None = None,
     learning_rate: float | None = None,
     memory_rows: int = MEMORY_ROWS,
     tree_rows: int = TREE_ROWS,
@@ -145,7 +155,7 @@ def train(
     """
     name = validate_model_name(model)
     model_base = Path(model_base)
-    if epochs < 1:
+    if epochs is not None and epochs < 1:
         raise MlbridgeError(f"mlbridge: epochs must be at least 1, not {epochs}")
     if batch_size is not None and batch_size < 1:
         raise MlbridgeError(f"mlbridge: batch size must be at least 1, not {batch_size}")
@@ -250,6 +260,8 @@ def train(
     rows = TrainingRows(pre, the_task, valid, train=train_rows, stream=None if in_memory else stream,
                         tree_rows=sorted_rows(kept["tree"]) if kept["tree"] else None)
     batch_size = batch_size or auto_batch_size(stats.train_rows)
+    epochs = epochs or auto_epochs(stats.train_rows)
+    patience = patience or (PATIENCE if stats.train_rows < BIG_ROWS else PATIENCE_BIG)
     mode = progress_mode(progress)
     steps = None
     if distributed:  # every worker runs as many steps an epoch as the smallest slice gives
