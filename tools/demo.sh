@@ -37,8 +37,11 @@ python examples/breast_cancer.py load
 
 step "train: mlbridge train"
 rm -rf "$MLBRIDGE_MODEL_BASE/breast_cancer"
-mlbridge train --query "SELECT * FROM demo.breast_cancer" --label benign --model breast_cancer
-"${SQL[@]}" --table -e "SELECT name, version, task, JSON_LENGTH(inputs) AS inputs, metrics FROM mlbridge.models"
+# --quiet: no line per epoch here; the summary names every model tried and the test metrics.
+mlbridge train --query "SELECT * FROM demo.breast_cancer" --label benign --model breast_cancer --quiet
+"${SQL[@]}" --table -e "SELECT name, version, task, model_type, JSON_LENGTH(inputs) AS inputs,
+  ROUND(JSON_VALUE(metrics, '$.auc'), 4) AS test_auc, ROUND(JSON_VALUE(metrics, '$.accuracy'), 4) AS test_accuracy
+  FROM mlbridge.models"
 
 step "serve: mlbridge up (model server + bridge)"
 server_port=$(python -c "import socket; s=socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])")

@@ -30,6 +30,9 @@ def import_quietly(modules=MODULES) -> None:
             try:
                 for name in modules:
                     importlib.import_module(name)
+                # The first op would probe for CUDA and log "failed call to cuInit" on a machine
+                # without a GPU: probe now, while stderr is away.
+                sys.modules["tensorflow"].config.list_physical_devices()
             except Exception:  # noqa: BLE001 - retried below with stderr back
                 pass
     finally:

@@ -82,6 +82,14 @@ def auto_batch_size(rows: int) -> int:
     return 1024
 
 
+def choice_key(fitted) -> tuple[float, float]:
+    """Models rank by their validation headline metric, ties (two perfect AUCs on a small
+    validation set) by the lower log loss or RMSE."""
+    score = fitted.score if not math.isnan(fitted.score) else -math.inf
+    loss = fitted.validation.get("log_loss", fitted.validation.get("rmse", 0.0))
+    return score, -loss if not math.isnan(loss) else -math.inf
+
+
 def auto_epochs(rows: int) -> int:
     """At most EPOCH_ROW_BUDGET rows seen in all, between 8 and 200 epochs: small tables need
     many passes, big ones few (early stopping usually ends sooner anyway)."""
@@ -296,7 +304,7 @@ def train(
             say(mode, f"{name}: {kind}: validation {headline(task_kind)} {fitted.score:.4f} "
                       f"({fitted.epochs} {'trees' if kind == GBT else 'epochs'}, {fitted.seconds:.1f} s)")
             fits.append(fitted)
-        best = max(fits, key=lambda f: f.score if not math.isnan(f.score) else -math.inf)
+        best = max(fits, key=choice_key)
         if not chief:
             store.discard(staged)
             say(mode, f"{name}: worker {worker_index} done; worker 0 publishes the version")
