@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: all venv db-server proto proto-check lint demo test test-unit bench quality clean distclean
+.PHONY: all venv db-server proto proto-check lint demo test test-unit bench bench-dataset quality clean distclean
 
 all: test
 
@@ -54,6 +54,11 @@ BENCH_ROWS ?= 1000000
 BENCH_BRIDGES ?= 1
 bench: venv db-server
 	$(BIN)/python bench/bench.py --rows $(BENCH_ROWS) --bridges $(BENCH_BRIDGES)
+
+# The trainer's tf.data Dataset over a 10M-row table: memory and rows/s by number of readers.
+DATASET_ROWS ?= 10000000
+bench-dataset: venv db-server
+	$(BIN)/python bench/dataset.py --rows $(DATASET_ROWS)
 
 # Model quality (not part of make test): the trainer beside scikit-learn baselines, paired 5x2-fold
 # cross-validation on data sets that packages ship, loaded into a private server. QUALITY_ARGS
