@@ -66,5 +66,5 @@ bench-dataset: venv db-server
 # ISLP goes in without its dependencies, which would pull in torch.
 QUALITY_ARGS ?=
 quality: venv db-server
-	$(BIN)/python -m pip install -q -c constraints.txt pandas palmerpenguins && $(BIN)/python -m pip install -q --no-deps ISLP
+	$(BIN)/python -m pip install -q --no-deps ISLP==0.6.0
 	$(BIN)/python bench/quality.py $(QUALITY_ARGS)
