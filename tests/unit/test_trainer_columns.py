@@ -176,3 +176,8 @@ def test_importing_the_trainer_keeps_the_connector_c_extension():
     code = "import mlbridge_server.trainer.columns, mysql.connector; print(mysql.connector.HAVE_CEXT)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "True", out.stderr
+
+
+def test_too_many_classes_is_refused():
+    with pytest.raises(MlbridgeError, match="more than 1000 distinct values: at most 1000 classes"):
+        choose_task("y", CATEGORY, [f"c{i}" for i in range(1001)])

@@ -95,3 +95,8 @@ def test_label_nulls_are_counted_and_refused():
     stats.update({"a": np.zeros(3, np.float32)}, np.array(["a", None, None], dtype=object), np.ones(3, dtype=bool))
     with pytest.raises(MlbridgeError, match="NULL in 2 of 3 rows"):
         stats.label.check()
+
+
+def test_a_number_beyond_float32_is_refused_by_name():
+    with pytest.raises(MlbridgeError, match="column 'big' holds values beyond what a float32"):
+        stats_of({"big": np.array([1.0, np.float32(np.inf)], np.float32)}, {"big": NUMBER})

@@ -69,6 +69,7 @@ REGRESSION = "regression"
 TASKS = (REGRESSION, BINARY, MULTICLASS)
 
 DEFAULT_KEY = "id"
+MAX_CLASSES = 1000
 
 _MODEL_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}")
 _MODEL_REF = re.compile(r"(?P<name>[^:@]+)(?::(?P<version>\d+)|@(?P<label>[A-Za-z0-9_.-]{1,64}))?")
@@ -303,6 +304,12 @@ def choose_task(label: str, label_kind: str, distinct: list, requested: str | No
         )
     if requested is not None and requested not in TASKS:
         raise MlbridgeError(f"mlbridge: unknown task {requested!r}: use one of {', '.join(TASKS)}")
+    if label_kind == CATEGORY or requested == MULTICLASS:
+        if len(distinct) > MAX_CLASSES:
+            raise MlbridgeError(
+                f"mlbridge: the label column {label!r} has more than {MAX_CLASSES} distinct values: at most {MAX_CLASSES} "
+                "classes can be learned (is it an identifier?); pick another label or group its values"
+            )
     if label_kind == CATEGORY:
         if requested == REGRESSION:
             raise MlbridgeError(

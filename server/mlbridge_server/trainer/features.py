@@ -138,6 +138,11 @@ class ColumnStats:
         if self.kind == NUMBER:
             present = values[~np.isnan(values)]
             self.nulls += len(values) - len(present)
+            if not np.isfinite(present).all():
+                raise MlbridgeError(
+                    f"mlbridge: the column {self.name!r} holds values beyond what a float32 model input can hold "
+                    f"(about ±3.4e38); scale it in the query (`{self.name} / 1e30 AS {self.name}`) or leave it out"
+                )
             self.moments.add(present)
             if self.distinct is not None:
                 self.distinct.update(np.unique(present).tolist())
@@ -196,7 +201,7 @@ class LabelStats:
             self.moments.add(present)
             if len(self.counts) <= LABEL_CLASSES_MAX:
                 self.counts.update(present.tolist())
-        else:
+        elif len(self.counts) <= LABEL_CLASSES_MAX:  # past that, choose_task refuses the label anyway
             self.counts.update(v for v in label.tolist() if v is not None)
 
     def check(self) -> None:
