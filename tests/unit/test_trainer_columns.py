@@ -178,6 +178,18 @@ def test_importing_the_trainer_keeps_the_connector_c_extension():
     assert out.stdout.strip() == "True", out.stderr
 
 
+def test_loading_tensorflow_first_keeps_the_connector_c_extension():
+    """TensorFlow in the process first makes the C extension fail to load; import_quietly
+    loads the connector before it."""
+    import subprocess
+    import sys
+
+    code = ("from mlbridge_server.tf_runtime import import_quietly; import_quietly(); "
+            "import mysql.connector; print(mysql.connector.HAVE_CEXT)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.stdout.strip().splitlines()[-1] == "True", out.stderr[-2000:]
+
+
 def test_too_many_classes_is_refused():
     with pytest.raises(MlbridgeError, match="more than 1000 distinct values: at most 1000 classes"):
         choose_task("y", CATEGORY, [f"c{i}" for i in range(1001)])
