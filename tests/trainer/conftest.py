@@ -13,6 +13,7 @@ import pytest
 
 from mlbridge import db
 from mlbridge.config import Dsn
+from mlbridge.db.install import data_schema, install, scratch_schema
 
 INSERT_BATCH = 500
 MODEL = "tr_cancer"  # the session's breast cancer model (version 1)
@@ -20,9 +21,17 @@ MODEL = "tr_cancer"  # the session's breast cancer model (version 1)
 
 @pytest.fixture(scope="session")
 def tdsn(dsn):
-    """The database the trainer tests use (their tables and models are named tr_* or after
-    the data set, apart from other tests')."""
-    return dsn
+    """An mlbridge schema of the trainer tests' own (`mlbridge_trainer`, with their tables),
+    which no bridge watches: the session's bridge would otherwise mark these models, which its
+    model server does not host, unavailable in the catalog while the tests look at them."""
+    target = Dsn(**{**dsn.__dict__, "database": "mlbridge_trainer"})
+    install(target)
+    yield target
+    conn = db.connect(target)
+    cur = conn.cursor()
+    for name in (target.database, scratch_schema(target.database), data_schema(target.database)):
+        cur.execute(f"DROP DATABASE IF EXISTS {db.quote_ident(name)}")
+    conn.close()
 
 
 @pytest.fixture(scope="session")

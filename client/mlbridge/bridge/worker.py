@@ -90,6 +90,11 @@ def _connect(dsn: Dsn, **extra):
     cur = conn.cursor()
     # Results statements are built with backslash escapes (bridge.sink).
     cur.execute("SET SESSION sql_mode = REPLACE(@@sql_mode, 'NO_BACKSLASH_ESCAPES', '')")
+    # READ COMMITTED: the claim's SELECT ... FOR UPDATE SKIP LOCKED and the catalog's UPDATE then
+    # lock only the rows they take, never the gaps and scanned rows REPEATABLE READ locks too. A
+    # bridge stalled inside a transaction (a pause, a slow network) would otherwise block every
+    # caller queueing new chunks into those gaps until innodb_lock_wait_timeout.
+    cur.execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
     cur.close()
     return conn
 
