@@ -69,6 +69,7 @@ class Fitted:
     seconds: float = 0.0
     epochs: int = 0  # epochs run, or trees grown
     rounds: int = 0  # the epochs (trees per class) of the weights kept: what a refit runs
+    predicted: np.ndarray | None = None  # on the validation rows, in label units
 
     @property
     def score(self) -> float:
@@ -111,6 +112,33 @@ def targets(task: Task, label: np.ndarray) -> np.ndarray:
     return encoded
 
 
+def choose(fits: list[Fitted], task: Task, label: np.ndarray, *, draws: int = 200, seed: int = 0,
+           errors: float = 2.0) -> Fitted:
+    """The model to keep: the simplest (linear, then mlp, then gbt) whose validation score is
+    within `errors` standard errors of the best's (Breiman's standard-error rule, made stricter
+    than his one: about a one-sided 2% chance of trading a simpler model for one no better), the
+    error of the difference estimated by resampling the validation rows. On a small table a few
+    validation rows rank models by chance, and a simpler model as good within that chance
+    generalises better; on a big one the errors are small and the best is kept."""
+    ranked = sorted(fits, key=lambda f: (f.score if not np.isnan(f.score) else -np.inf,
+                                         -f.validation.get("log_loss", f.validation.get("rmse", 0.0))))
+    best = ranked[-1]
+    if best.predicted is None:
+        return best
+    rng = np.random.default_rng(seed)
+    n = len(label)
+    picks = [rng.integers(0, n, size=min(n, 20_000)) for _ in range(draws)]
+    best_scores = np.array([measure(task, label[i], best.predicted[i])["_headline"] for i in picks])
+    for fit in sorted(fits, key=lambda f: MODEL_TYPES.index(f.kind)):
+        if fit is best or fit.predicted is None:
+            return best if fit is best else fit
+        gap = best_scores - np.array([measure(task, label[i], fit.predicted[i])["_headline"] for i in picks])
+        gap = gap[np.isfinite(gap)]
+        if len(gap) and gap.mean() <= errors * gap.std():
+            return fit
+    return best
+
+
 def measure(task: Task, label: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
     """Validation or test metrics of predictions in label units (probabilities for classes)."""
     measured = metrics_for(task.kind, len(task.classes))
@@ -127,7 +155,10 @@ def measure(task: Task, label: np.ndarray, predicted: np.ndarray) -> dict[str, f
 
 # -- networks ---------------------------------------------------------------------------------
 
-def build_network(kind: str, width: int, task: Task, learning_rate: float | None = None) -> tf_keras.Model:
+def build_network(kind: str, width: int, task: Task, learning_rate: float | None = None,
+                  rows: int = 1000) -> tf_keras.Model:
+    """`linear`: one dense layer with the L2 penalty of scikit-learn's defaults (Ridge alpha=1,
+    LogisticRegression C=1) spread over the `rows` it trains on; `mlp`: two hidden layers."""
     inputs = tf_keras.Input(shape=(width,), name="features")
     x = inputs
     if kind == MLP:
@@ -138,7 +169,8 @@ def build_network(kind: str, width: int, task: Task, learning_rate: float | None
         l2 = None
     else:
         rate = learning_rate or 1e-2
-        l2 = tf_keras.regularizers.L2(1e-4)
+        # Per row: the loss is a mean, so the summed penalty is divided by the rows.
+        l2 = tf_keras.regularizers.L2((1.0 if task.kind == REGRESSION else 0.5) / max(rows, 1))
     activation = {BINARY: "sigmoid", MULTICLASS: "softmax"}.get(task.kind)
     output = tf_keras.layers.Dense(task.outputs, activation=activation, kernel_regularizer=l2, name="output")(x)
     model = tf_keras.Model(inputs, output, name=f"mlbridge_{kind}")
@@ -207,11 +239,12 @@ def fit_network(kind: str, rows: TrainingRows, *, epochs: int, batch_size: int, 
     started = time.monotonic()
     tf_keras.utils.set_random_seed(seed)
     task = rows.task
+    n = len(rows.train) if rows.train is not None else max(len(rows.valid) * 8, 1)
     if strategy is not None:
         with strategy.scope():
-            model = build_network(kind, rows.pre.dense_width(), task, learning_rate)
+            model = build_network(kind, rows.pre.dense_width(), task, learning_rate, n)
     else:
-        model = build_network(kind, rows.pre.dense_width(), task, learning_rate)
+        model = build_network(kind, rows.pre.dense_width(), task, learning_rate, n)
     x_valid = encode_dense(rows.pre, rows.valid)
     y_valid = targets(task, rows.valid.label)
     if task.kind != REGRESSION:  # a class unseen in training has no output to be scored against
@@ -220,11 +253,15 @@ def fit_network(kind: str, rows: TrainingRows, *, epochs: int, batch_size: int, 
     else:
         x_fit, y_fit = x_valid, y_valid
     every = list(callbacks or [])
-    validation = None
-    if early_stop:
+    validation = (x_fit, y_fit) if early_stop else None
+    if early_stop and kind == LINEAR:
+        # A linear model is convex and regularised: it is fitted until its training loss
+        # settles, as scikit-learn's are, not stopped by a few noisy validation rows.
+        every[:0] = [tf_keras.callbacks.ReduceLROnPlateau(monitor="loss", factor=0.5, patience=3, min_delta=1e-4),
+                     tf_keras.callbacks.EarlyStopping(monitor="loss", patience=8, min_delta=1e-4)]
+    elif early_stop:
         every.insert(0, tf_keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience,
                                                          restore_best_weights=True))
-        validation = (x_fit, y_fit)
     if rows.train is not None:
         history = model.fit(encode_dense(rows.pre, rows.train), targets(task, rows.train.label),
                             batch_size=batch_size, epochs=epochs, validation_data=validation,
@@ -239,15 +276,15 @@ def fit_network(kind: str, rows: TrainingRows, *, epochs: int, batch_size: int, 
         history = model.fit(dataset, epochs=epochs, steps_per_epoch=steps_per_epoch,
                             validation_data=validation, callbacks=every, verbose=0)
     if strategy is not None:  # a plain copy to export: the distributed one lives in the cluster
-        local = build_network(kind, rows.pre.dense_width(), task, learning_rate)
+        local = build_network(kind, rows.pre.dense_width(), task, learning_rate, n)
         local.set_weights(model.get_weights())
         model = local
     predicted = network_predict(model, x_valid, task)
     hist = {k: [float(v) for v in vs] for k, vs in history.history.items()}
     losses = hist.get("val_loss") or hist.get("loss") or [0.0]
-    rounds = int(np.nanargmin(losses)) + 1 if early_stop else len(losses)
+    rounds = int(np.nanargmin(losses)) + 1 if early_stop and kind != LINEAR else len(hist.get("loss") or [0])
     return Fitted(kind, model, hist, measure(task, rows.valid.label, predicted), time.monotonic() - started,
-                  len(hist.get("loss", [])), rounds)
+                  len(hist.get("loss", [])), rounds, predicted)
 
 
 def refit(fitted: Fitted, rows: TrainingRows, *, batch_size: int, seed: int,
@@ -304,7 +341,7 @@ def fit_trees(rows: TrainingRows, *, seed: int, num_trees: int = 500, early_stop
         pass
     per_round = len(task.classes) if task.kind == MULTICLASS else 1
     return Fitted(GBT, model, history, measure(task, rows.valid.label, predicted), time.monotonic() - started,
-                  model.num_trees(), max(1, model.num_trees() // per_round))
+                  model.num_trees(), max(1, model.num_trees() // per_round), predicted)
 
 
 def _tree_label(task: Task, label: np.ndarray) -> np.ndarray:

@@ -8,7 +8,8 @@ Steps:
    most `memory_rows` rows; a bigger query is read again for each epoch (one pass, training
    rows only) and once at the end for its test rows, and trees fit on a sample of it;
 3. fit each candidate (`model_type`: auto tries linear, mlp and gbt) with early stopping on
-   the validation rows and keep the best by the task's headline metric (AUC, accuracy, R²);
+   the validation rows and keep the best by the task's headline metric (AUC, accuracy, R²),
+   or a simpler one within one standard error of it (learners.choose);
 4. measure the kept model on the test rows through the very graph it exports;
 5. save it, load it back to check it, and publish it as the next version with its metrics.
 """
@@ -80,14 +81,6 @@ def auto_batch_size(rows: int) -> int:
     if rows < 5_000_000:
         return 512
     return 1024
-
-
-def choice_key(fitted) -> tuple[float, float]:
-    """Models rank by their validation headline metric, ties (two perfect AUCs on a small
-    validation set) by the lower log loss or RMSE."""
-    score = fitted.score if not math.isnan(fitted.score) else -math.inf
-    loss = fitted.validation.get("log_loss", fitted.validation.get("rmse", 0.0))
-    return score, -loss if not math.isnan(loss) else -math.inf
 
 
 def auto_epochs(rows: int) -> int:
@@ -228,7 +221,7 @@ def train(
 
     # TensorFlow loads only once the query has passed the checks above: errors come fast.
     from . import curves, export
-    from .learners import GBT, Task, TrainingRows, fit_network, fit_trees
+    from .learners import GBT, Task, TrainingRows, choose, fit_network, fit_trees
     from .learners import refit as refit_model
     from .preprocess import Preprocessor
     from .progress import EpochProgress, progress_mode, say
@@ -304,7 +297,7 @@ def train(
             say(mode, f"{name}: {kind}: validation {headline(task_kind)} {fitted.score:.4f} "
                       f"({fitted.epochs} {'trees' if kind == GBT else 'epochs'}, {fitted.seconds:.1f} s)")
             fits.append(fitted)
-        best = max(fits, key=choice_key)
+        best = choose(fits, the_task, valid.label, seed=seed)
         if not chief:
             store.discard(staged)
             say(mode, f"{name}: worker {worker_index} done; worker 0 publishes the version")
