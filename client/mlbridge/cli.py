@@ -198,8 +198,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="the same seed and rows give the same model")
     p.add_argument("--validation", type=float, default=0.1, help="share of rows that choose the model (0.1)")
     p.add_argument("--test", type=float, default=0.1, help="share of rows that measure it (0.1; 0 for none)")
-    p.add_argument("--readers", type=int, default=None, help="parallel readers by key range (default: 2 for "
-                   "200k rows or more with an integer key, else 1)")
+    p.add_argument("--readers", type=int, default=None, help="parallel readers by an integer key's range "
+                   "(default 1; more pay off against a remote or busy database, see BENCHMARKS.md)")
     p.add_argument("--workers", default=None, metavar="HOST:PORT,...",
                    help="train one network across these workers (MultiWorkerMirroredStrategy), the same list on "
                         "each; each reads its own slice of the integer key's range")

@@ -40,9 +40,11 @@ AUTO = "auto"
 MEMORY_ROWS = 250_000
 # Trees fit in memory: on a streamed query, on a sample of about this many training rows.
 TREE_ROWS = 250_000
-# Above this many rows, an integer key splits each pass between this many readers by default.
-PARALLEL_ROWS = 200_000
-DEFAULT_READERS = 2
+# Readers per pass unless told: one. Parallel readers by key range (`readers`) pay where the
+# database or the network is the bottleneck; on a 2-core machine with the database beside the
+# trainer the client's row conversion is, under one GIL, and 2 readers were 18% slower than 1
+# (BENCHMARKS.md, make bench-dataset).
+DEFAULT_READERS = 1
 VERIFY_ROWS = 256
 EPOCH_ROW_BUDGET = 10_000_000
 # Epochs without a better validation loss before a network stops; fewer on big tables, whose
@@ -177,7 +179,7 @@ def train(
     if total == 0:
         raise MlbridgeError("mlbridge: the query returned no rows: nothing to train on; check its WHERE clause")
     key_is_int = columns.key is not None and columns.sql[columns.key].integer
-    readers = readers or (DEFAULT_READERS if total >= PARALLEL_ROWS and key_is_int else 1)
+    readers = readers or DEFAULT_READERS
     ranges = source.key_ranges(columns, readers)
     if distributed and not key_is_int:
         raise MlbridgeError("mlbridge: training across workers splits the rows by the key's range: the key must be "
