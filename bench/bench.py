@@ -32,7 +32,6 @@ import random
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from urllib.request import urlopen
@@ -40,11 +39,11 @@ from urllib.request import urlopen
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from private import private_database  # noqa: E402 - bench/private.py
+
 import mlbridge  # noqa: E402,F401 - loads mysql-connector's C extension first
 from mlbridge.config import Dsn  # noqa: E402
 from mlbridge.db import connect  # noqa: E402
-from mlbridge.db.install import install  # noqa: E402
-from mlbridge.db.local import LocalServer  # noqa: E402
 from tests.procs import free_port, start_bridge, start_model_server  # noqa: E402
 
 FEATURES = [f"f{i}" for i in range(1, 9)]
@@ -287,11 +286,7 @@ def main() -> int:
         args.row_calls, args.spaced_calls, args.spaced_ms, args.idle_seconds = 20, 5, 20, 2
     result: dict = {"rows": args.rows, "bridges": args.bridges}
     with contextlib.ExitStack() as stack:
-        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="mlbridge-bench-")))
-        server = LocalServer(tmp / "db")
-        dsn = server.start()
-        stack.callback(server.stop)
-        install(dsn)
+        tmp, server, dsn = private_database(stack)
         load_rows(dsn, args.rows)
         model = train(dsn, tmp / "models")
         if not args.no_peers:

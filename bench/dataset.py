@@ -21,7 +21,6 @@ import contextlib
 import json
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -29,11 +28,11 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from private import private_database  # noqa: E402 - bench/private.py
+
 import mlbridge  # noqa: E402,F401 - loads mysql-connector's C extension first
 from mlbridge.config import Dsn  # noqa: E402
 from mlbridge.db import connect  # noqa: E402
-from mlbridge.db.install import install  # noqa: E402
-from mlbridge.db.local import LocalServer  # noqa: E402
 
 QUERY = "SELECT id, a, b, c, d, e, f, city, y FROM bench.stream"
 
@@ -98,11 +97,7 @@ def main() -> int:
     counts = [1, 2] if args.quick else [int(r) for r in args.readers.split(",")]
     result: dict = {"rows": args.rows}
     with contextlib.ExitStack() as stack:
-        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="mlbridge-bench-")))
-        server = LocalServer(tmp / "db")
-        dsn = server.start()
-        stack.callback(server.stop)
-        install(dsn)
+        tmp, server, dsn = private_database(stack)
         load(dsn, args.rows, tmp)
         for readers in counts:
             result[f"readers_{readers}"] = one_pass(dsn, readers)
