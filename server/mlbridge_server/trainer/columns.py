@@ -104,10 +104,6 @@ def type_name(type_code: int, flags: int = 0, charset: int | None = None) -> str
     return _FRIENDLY_TYPES.get(type_code) or FieldType.get_info(type_code) or f"type {type_code}"
 
 
-def is_numeric(type_code: int) -> bool:
-    return type_code in NUMERIC_TYPES
-
-
 def serving_name_problem(name: str) -> str | None:
     """Why a column name cannot be a SavedModel signature input, or None when it can.
 

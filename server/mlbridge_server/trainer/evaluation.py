@@ -16,6 +16,7 @@ from mlbridge.errors import MlbridgeError
 
 from . import split, store
 from .columns import BINARY, CATEGORY, NUMBER, REGRESSION, Columns, find_column, parse_model_ref
+from .features import label_nulls
 from .source import QuerySource
 
 
@@ -45,6 +46,7 @@ def evaluate(
     names = tuple(c.name for c in description)
 
     from . import export
+    from .learners import to_tensors
     from .training import measure_blocks
 
     try:
@@ -93,12 +95,10 @@ def evaluate(
         blocks = (b.take(b.part == split.TEST) for b in blocks)
     blocks = (_checked(b, label, task) for b in blocks)
 
-    class Module:  # the loaded signature, called as export.predict calls a module
-        @staticmethod
-        def serve(*tensors):
-            return fn(**dict(zip(inputs, tensors)))
+    def predict(features):
+        return {k: v.numpy() for k, v in fn(**to_tensors(features)).items()}
 
-    measured, rows = measure_blocks(Module, inputs, task, blocks)
+    measured, rows = measure_blocks(predict, task, blocks)
     if rows == 0:
         raise MlbridgeError("mlbridge: the query returned no rows to score" if key is None else
                             "mlbridge: none of the query's rows fell in the test split")
@@ -107,10 +107,7 @@ def evaluate(
 
 
 def _checked(block, label: str, task):
-    import numpy as np
-
-    nulls = int(np.count_nonzero(np.isnan(block.label))) if block.label.dtype.kind == "f" else \
-        sum(1 for v in block.label if v is None)
+    nulls = label_nulls(block.label)
     if nulls:
         raise MlbridgeError(f"mlbridge: the label column {label!r} is NULL in {nulls} rows; filter them out")
     return block

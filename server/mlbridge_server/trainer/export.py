@@ -20,7 +20,6 @@ server could not load or that answers differently is refused here, never at serv
 from __future__ import annotations
 
 import json
-import shutil
 import tempfile
 from pathlib import Path
 
@@ -173,6 +172,3 @@ def verify(path: Path, module: tf.Module, sample: dict[str, np.ndarray], names: 
 def temp_dir() -> str:
     return tempfile.mkdtemp(prefix="mlbridge-export-")
 
-
-def discard(path: str) -> None:
-    shutil.rmtree(path, ignore_errors=True)

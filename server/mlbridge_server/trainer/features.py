@@ -56,9 +56,6 @@ class FeatureSpec:
     def to_json(self) -> dict:
         return asdict(self)
 
-    @classmethod
-    def from_json(cls, data: dict) -> FeatureSpec:
-        return cls(**data)
 
 
 class _Moments:
@@ -177,6 +174,13 @@ class ColumnStats:
         return spec
 
 
+def label_nulls(label: np.ndarray) -> int:
+    """NULLs in a label column as the source converts it: NaN for numbers, None for text."""
+    if label.dtype.kind == "f":
+        return int(np.count_nonzero(np.isnan(label)))
+    return sum(1 for v in label.tolist() if v is None)
+
+
 class LabelStats:
     """The label over every row read (NULLs are an error) and its classes or moments over the
     training rows."""
@@ -190,10 +194,7 @@ class LabelStats:
 
     def update_all(self, label: np.ndarray) -> None:
         self.rows += len(label)
-        if self.kind == NUMBER:
-            self.nulls += int(np.count_nonzero(np.isnan(label)))
-        else:
-            self.nulls += sum(1 for v in label if v is None)
+        self.nulls += label_nulls(label)
 
     def update_train(self, label: np.ndarray) -> None:
         if self.kind == NUMBER:

@@ -139,15 +139,21 @@ def choose(fits: list[Fitted], task: Task, label: np.ndarray, *, draws: int = 20
     return best
 
 
-def measure(task: Task, label: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
-    """Validation or test metrics of predictions in label units (probabilities for classes)."""
-    measured = metrics_for(task.kind, len(task.classes))
+def accumulate(measured, task: Task, label: np.ndarray, predicted: np.ndarray) -> None:
+    """Add labelled predictions (label units; probabilities for classes) to task metrics. A
+    class the model never saw counts as wrong for multi-class; binary metrics leave it out."""
     encoded = encode_label(label, task.kind, task.classes)
     if task.kind == BINARY:
         keep = encoded >= 0
         measured.update(encoded[keep], predicted[keep])
     else:
         measured.update(encoded, predicted)
+
+
+def measure(task: Task, label: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
+    """Validation or test metrics of predictions in label units (probabilities for classes)."""
+    measured = metrics_for(task.kind, len(task.classes))
+    accumulate(measured, task, label, predicted)
     result = measured.result()
     result["_headline"] = result[headline(task.kind)]
     return result

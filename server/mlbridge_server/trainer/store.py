@@ -87,7 +87,7 @@ def publish(staged: Path, model_dir: Path, version: int) -> tuple[int, Path]:
             raise
 
 
-def discard(staged: Path) -> None:
+def discard(staged: Path | str) -> None:
     shutil.rmtree(staged, ignore_errors=True)
 
 
@@ -104,10 +104,6 @@ def _json(value) -> str:
         return v
 
     return json.dumps(clean(value), allow_nan=False)
-
-
-def tensor_specs(names: list[str], dtype: str = "float32") -> list[dict]:
-    return [{"name": name, "dtype": dtype, "shape": [-1]} for name in names]
 
 
 def record_version(

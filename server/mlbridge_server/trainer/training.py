@@ -28,7 +28,7 @@ from mlbridge.config import Dsn
 from mlbridge.errors import MlbridgeError
 
 from . import split, store
-from .columns import BINARY, REGRESSION, choose_task, classify_columns, validate_model_name
+from .columns import REGRESSION, choose_task, classify_columns, validate_model_name
 from .features import TrainingStats
 from .metrics import headline
 from .source import Block, QuerySource, concat
@@ -320,7 +320,8 @@ def train(
             blocks = [sorted_rows(kept["test"])] if in_memory else (
                 b.take(b.part == split.TEST)
                 for b in source.blocks(columns, ranges=ranges, validation=validation_fraction, test=test_fraction))
-            test_metrics, test_rows = measure_blocks(module, pre.names, the_task, blocks)
+            test_metrics, test_rows = measure_blocks(
+                lambda features: export.predict(module, features, pre.names), the_task, blocks)
         metrics = test_metrics or {k: v for k, v in best.validation.items() if not k.startswith("_")}
 
         metadata = {
@@ -343,7 +344,7 @@ def train(
         store.discard(staged)
         raise
     finally:
-        export.discard(work)
+        store.discard(work)
 
     candidates = {
         f.kind: {**{k: v for k, v in f.validation.items() if not k.startswith("_")}, "seconds": round(f.seconds, 2),
@@ -374,26 +375,19 @@ def train(
     )
 
 
-def measure_blocks(module, names: list[str], task, blocks) -> tuple[dict[str, float], int]:
-    """The task's metrics of the exported graph over blocks of labelled rows."""
+def measure_blocks(predict, task, blocks) -> tuple[dict[str, float], int]:
+    """The task's metrics over blocks of labelled rows; `predict(features)` gives a serving
+    signature's outputs (the exported graph, or the SavedModel loaded back)."""
     from . import export
-    from .features import encode_label
+    from .learners import accumulate
     from .metrics import metrics_for
 
     measured = metrics_for(task.kind, len(task.classes))
     rows = 0
     for block in blocks:
-        if not len(block):
-            continue
         for start in range(0, len(block), 65_536):
             part = block.take(np.arange(start, min(start + 65_536, len(block))))
-            predicted = export.probabilities(export.predict(module, part.features, names), task)
-            y = encode_label(part.label, task.kind, task.classes)
-            if task.kind == BINARY:
-                keep = y >= 0
-                measured.update(y[keep], predicted[keep])
-            else:
-                measured.update(y, predicted)
+            accumulate(measured, task, part.label, export.probabilities(predict(part.features), task))
             rows += len(part)
     return (measured.result() if rows else {}), rows
 
