@@ -3,9 +3,12 @@
 -- schema (`mlbridge` and `mlbridge_scratch` unless the DSN names another schema).
 --
 -- The routines are defined by a locked account that nobody logs in as, holding only what the
--- routines need; callers hold EXECUTE on the schema, SELECT on the catalog, and may create
--- temporary tables in the scratch schema only (where an INVOKER routine stages the caller's
--- query with the caller's own privileges), so no caller can shadow a real mlbridge table.
+-- routines need. Callers hold EXECUTE on the routines whose file says `-- execute: mlbridge_user`
+-- (granted per routine by the installer after it creates them, so inner routines stay out of
+-- reach), SELECT on the catalog view, and may create temporary tables in the scratch schema only
+-- (where an INVOKER routine stages the caller's query with the caller's own privileges), so no
+-- caller can shadow a real mlbridge table. Each account that uses mlbridge is registered with
+-- `mlbridge db grant`, which also creates its attestation routine (see routines/_attest.sql).
 -- MySQL roles are 'name'@'%' and MariaDB roles are bare names: both accept the bare form below.
 
 CREATE USER IF NOT EXISTS 'mlbridge_definer'@'localhost' ACCOUNT LOCK;
@@ -13,9 +16,9 @@ GRANT SELECT, INSERT, UPDATE, DELETE, EXECUTE ON `{{schema}}`.* TO 'mlbridge_def
 GRANT CREATE TEMPORARY TABLES ON `{{scratch}}`.* TO 'mlbridge_definer'@'localhost';
 
 CREATE ROLE IF NOT EXISTS mlbridge_user;
-GRANT EXECUTE ON `{{schema}}`.* TO mlbridge_user;
-GRANT SELECT ON `{{schema}}`.`models` TO mlbridge_user;
 GRANT CREATE TEMPORARY TABLES ON `{{scratch}}`.* TO mlbridge_user;
+-- The install settings (limits, retention, chunk sizes) are no secret: callers read their limits.
+GRANT SELECT ON `{{schema}}`.`settings` TO mlbridge_user;
 
 CREATE ROLE IF NOT EXISTS mlbridge_admin;
 GRANT mlbridge_user TO mlbridge_admin;

@@ -43,6 +43,22 @@ def cmd_db_install(args) -> int:
     return 0
 
 
+def cmd_db_grant(args) -> int:
+    from .db import connect
+    from .db.accounts import ROLES, Account, grant
+    from .db.install import DEFINER
+
+    dsn = resolve_dsn(args.dsn)
+    role = ROLES["admin" if args.admin else "worker" if args.worker else "user"]
+    conn = connect(dsn)
+    try:
+        for line in grant(conn, dsn.database, Account.parse(args.account), role, DEFINER):
+            print(line)
+    finally:
+        conn.close()
+    return 0
+
+
 def cmd_db_local(args) -> int:
     from .db.local import LocalServer
 
@@ -78,7 +94,7 @@ def cmd_bridge(args) -> int:
     bridge = Bridge(BridgeConfig(dsn=resolve_dsn(args.dsn), server=server_target(args.server),
                                  claim_chunks=args.claim_chunks, lease_seconds=args.lease,
                                  metrics_port=args.metrics_port, idle_max=args.idle_max,
-                                 local_infile=not args.no_local_infile))
+                                 local_infile=not args.no_local_infile, purge_every=args.purge_every))
     bridge.install_signal_handlers()
     bridge.run()
     return 0
@@ -123,6 +139,32 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def cmd_explain(args) -> int:
+    _server_package("explain")
+    from mlbridge_server.trainer.evaluation import explain
+
+    found = explain(resolve_dsn(args.dsn), args.query, args.label, args.model, model_base(args.model_base),
+                    key=args.key, seed=args.seed)
+    print(f"{found['metric']} on {found['rows']} rows: {found['baseline']:.4g}; the drop when a column is shuffled:")
+    for row in found["importance"]:
+        print(f"{row['column']}\t{row['importance']:.4g}\t\u00b1{row['std']:.2g}")
+    return 0
+
+
+def cmd_trainer(args) -> int:
+    _server_package("trainer")
+    import signal
+
+    from mlbridge_server.trainer.worker import TrainerWorker
+
+    worker = TrainerWorker(resolve_dsn(args.dsn), model_base(args.model_base), lease_seconds=args.lease,
+                           poll=args.poll)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, worker.stop)
+    worker.run()
+    return 0
+
+
 # -- together ---------------------------------------------------------------------------------
 
 def cmd_up(args) -> int:
@@ -151,6 +193,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = dbsub.add_parser("install", help="install or upgrade schema mlbridge")
     p.add_argument("--dsn", help=dsn_help)
     p.set_defaults(func=cmd_db_install)
+    p = dbsub.add_parser("grant", help="give an account an mlbridge role (at its next login) and register it",
+                         description="Grant mlbridge_user (default), mlbridge_admin or mlbridge_worker to an "
+                                     "existing account as a default role, and register callers: requests belong "
+                                     "to the authenticated account, user@host.")
+    p.add_argument("account", help="user@host or 'user'@'host' (a bare user means user@'%%')")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--admin", action="store_true", help="mlbridge_admin: labels, retiring versions, purging")
+    which.add_argument("--worker", action="store_true", help="mlbridge_worker: for the bridge and trainer accounts")
+    p.add_argument("--dsn", help=dsn_help)
+    p.set_defaults(func=cmd_db_grant)
     p = dbsub.add_parser("local", help="private MySQL/MariaDB instance under .run/")
     p.add_argument("action", choices=["start", "stop", "status"])
     p.set_defaults(func=cmd_db_local)
@@ -172,6 +224,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--metrics-port", type=int, default=None, help="Prometheus metrics port (e.g. 8503)")
     p.add_argument("--idle-max", type=float, default=0.5,
                    help="longest wait for work before looking at the queue again (queueing wakes it sooner)")
+    p.add_argument("--purge-every", type=float, default=60.0,
+                   help="seconds between purges of requests past the retention_days setting (0: never)")
     p.add_argument("--no-local-infile", action="store_true",
                    help="write results with INSERT, never LOAD DATA LOCAL")
     p.set_defaults(func=cmd_bridge)
@@ -210,6 +264,18 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="metrics of a model on labelled rows")
     training_args(p, train=False)
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("explain", help="permutation importance of each input column on labelled rows")
+    training_args(p, train=False)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_explain)
+
+    p = sub.add_parser("trainer", help="worker for the train_model / score_model / explain_model jobs of SQL users")
+    p.add_argument("--dsn", help=dsn_help)
+    p.add_argument("--model-base", help="where trained versions go: the model server's model base")
+    p.add_argument("--lease", type=int, default=60, help="seconds a claim holds before another worker may take it")
+    p.add_argument("--poll", type=float, default=1.0, help="seconds between looks at the job table when idle")
+    p.set_defaults(func=cmd_trainer)
 
     p = sub.add_parser("up", help="database + model server + bridge; Ctrl-C stops all")
     p.add_argument("--dsn", help="use this database instead of the private one")

@@ -1,5 +1,6 @@
-"""`mlbridge up`: the database (private unless --dsn), the model server and the bridge together;
-Ctrl-C (or SIGTERM) stops all of them, and the private database if this command started it."""
+"""`mlbridge up`: the database (private unless --dsn), the model server, the bridge and the
+trainer worker together; Ctrl-C (or SIGTERM) stops all of them, and the private database if
+this command started it."""
 
 from __future__ import annotations
 
@@ -79,7 +80,12 @@ def up(dsn_flag: str | None, base: Path, port: int, ready_file: str | None = Non
                 start_new_session=True,
             )
             procs.append(("bridge", bridge))
-            print(f"mlbridge up: database {dsn.redacted()}, model server 127.0.0.1:{port} ({base}), bridge running; "
+            trainer = subprocess.Popen(
+                [sys.executable, "-m", "mlbridge", "trainer", "--dsn", str(dsn), "--model-base", str(base)],
+                start_new_session=True,
+            )
+            procs.append(("trainer", trainer))
+            print(f"mlbridge up: database {dsn.redacted()}, model server 127.0.0.1:{port} ({base}), bridge and trainer running; "
                   "Ctrl-C stops all", flush=True)
             if ready_file:
                 Path(ready_file).write_text(f"{dsn}\n")

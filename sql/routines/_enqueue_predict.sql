@@ -14,9 +14,12 @@
 -- other accounts and the bridge. So it refuses to run inside one. On any error the request, its
 -- chunks (a bridge holding one finds its claim gone) and its table go again.
 --
--- Callers may CALL it directly (they hold EXECUTE on the schema): it resolves the model itself
--- and derives kind and priority from p_output, so a direct call can do no more than
--- predict_scores or predict_table with '{"async": true}' on rows the caller staged.
+-- Callers may CALL it directly (predict_scores and predict_table, being INVOKER, can only hand
+-- off to routines their caller may EXECUTE), so it trusts no argument: the owner is the account
+-- _attest vouched for, the model is resolved again, options and key are checked as the public
+-- routines check them, and kind and priority follow from p_output. A direct call can do no more
+-- than predict_scores or predict_table with '{"async": true}' on rows the caller staged.
+-- execute: mlbridge_user
 CREATE PROCEDURE _enqueue_predict(IN p_model VARCHAR(255), IN p_key VARCHAR(64), IN p_options LONGTEXT,
                                   IN p_output VARCHAR(200), OUT o_request BIGINT UNSIGNED)
   SQL SECURITY DEFINER
@@ -39,7 +42,18 @@ BEGIN
   DECLARE v_total BIGINT UNSIGNED DEFAULT 0;
   DECLARE v_failed BIGINT UNSIGNED DEFAULT 0;
   DECLARE v_from BIGINT UNSIGNED DEFAULT 1;
-  DECLARE v_copy VARCHAR(500);
+  DECLARE v_copy TEXT;
+  DECLARE v_owner VARCHAR(400);
+  DECLARE v_async BOOLEAN;
+  DECLARE v_timeout DOUBLE;
+  DECLARE v_option_key VARCHAR(64);
+  DECLARE v_mode VARCHAR(16);
+  DECLARE v_msg VARCHAR(512);
+  DECLARE v_columns TEXT;
+  DECLARE v_priority SMALLINT;
+  DECLARE v_now DOUBLE;
+  DECLARE v_start DOUBLE;
+  DECLARE v_columns_n INT DEFAULT 0;
   DECLARE EXIT HANDLER FOR SQLEXCEPTION
   BEGIN
     ROLLBACK;
@@ -60,25 +74,58 @@ BEGIN
     RESIGNAL;
   END;
 
-  -- {{in_transaction}} is @@in_transaction on MariaDB; MySQL 8 has no such variable, so there an
-  -- explicit START TRANSACTION before the CALL goes unnoticed and the DDL below commits it.
-  IF @@autocommit = 0 OR {{in_transaction}} THEN
-    SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT =
-      'mlbridge: requests are queued in a transaction of their own: COMMIT first and SET autocommit = 1';
-  END IF;
-  IF p_output IS NOT NULL AND p_output NOT REGEXP '^`[^`]+`[.]`[^`]+`$' THEN
+  CALL _caller(v_owner);
+  CALL _no_transaction('predict_scores');
+  IF p_output IS NOT NULL AND (p_output NOT REGEXP '^`[^`]{1,64}`[.]`[^`]{1,64}`$' OR LOCATE(CHAR(0), p_output) > 0) THEN
     SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'mlbridge: the output must be a quoted `db`.`table`';
+  END IF;
+  CALL _parse_options(p_options, IF(p_output IS NULL, 'predict_scores', 'predict_table'), v_async, v_timeout,
+                      v_option_key, v_mode);
+  IF p_key IS NULL OR CHAR_LENGTH(p_key) NOT BETWEEN 1 AND 64 OR LOCATE(CHAR(0), p_key) > 0
+     OR (v_option_key IS NOT NULL AND p_key <> v_option_key) THEN
+    SET v_msg = LEFT(CONCAT('mlbridge: the key column must be named by 1 to 64 characters',
+                            IF(v_option_key IS NULL, '', CONCAT(', the one options.key names (', v_option_key, ')'))), {{message_max}});
+    SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = v_msg;
   END IF;
   CALL _resolve_model(p_model, v_name, v_version, v_inputs);
   SET v_chunk = (SELECT value + 0 FROM settings WHERE name = 'chunk_rows');
   SET v_max_row = (SELECT value + 0 FROM settings WHERE name = 'max_row_bytes');
   SET v_max_chunk = (SELECT value + 0 FROM settings WHERE name = 'max_chunk_bytes');
-  SET v_total = (SELECT COUNT(*) FROM `{{scratch}}`.`predict_input`);
+  -- The staged rows must be numbered 1..N (seq is their primary key): a table staged by hand
+  -- with gaps would queue rows that no chunk covers. Only the model's columns are copied.
+  BEGIN
+    DECLARE v_first BIGINT UNSIGNED;
+    DECLARE v_last BIGINT UNSIGNED;
+    -- (no staged table: 1146, or 1142 where the definer falls through to a real table it may not read)
+    DECLARE EXIT HANDLER FOR 1142, 1146
+      SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'mlbridge: there are no staged rows to queue: call predict_scores or predict_table';
+    SELECT COUNT(*), MIN(seq), MAX(seq) INTO v_total, v_first, v_last FROM `{{scratch}}`.`predict_input`;
+    IF v_total > 0 AND (v_first <> 1 OR v_last <> v_total) THEN
+      SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'mlbridge: the staged rows must be numbered 1..N: call predict_scores or predict_table';
+    END IF;
+  END;
+  SET v_columns = 'seq, k';
+  WHILE v_columns_n < JSON_LENGTH(v_inputs) DO
+    SET v_columns_n = v_columns_n + 1;
+    SET v_columns = CONCAT(v_columns, ', i', v_columns_n);
+  END WHILE;
 
+  -- The account's limits, checked under a lock of its own row in `accounts` only (so accounts
+  -- never wait on each other), in the transaction that queues the request; and its chunks' place
+  -- in the fair order (migration 0008): they start at the later of where the queue is now and
+  -- where this account's last chunk ended.
+  SET v_priority = IF(p_output IS NULL, 1, 2);
+  SET v_now = COALESCE((SELECT MIN(vtime) FROM predict_queue WHERE state = 'pending' AND priority = v_priority),
+                       (SELECT MAX(vtime) FROM predict_queue), 0);
+  START TRANSACTION;
+  CALL _account_limits(v_owner, v_total, v_start);
+  SET v_start = GREATEST(v_start, v_now);
+  UPDATE accounts SET vtime = v_start + v_total WHERE account = v_owner;
   INSERT INTO requests (kind, owner, model_name, model_version, inputs, key_column, options, output_table, status)
-    VALUES (IF(p_output IS NULL, 'predict', 'predict_table'), SUBSTRING_INDEX(USER(), '@', 1), v_name, v_version,
+    VALUES (IF(p_output IS NULL, 'predict', 'predict_table'), v_owner, v_name, v_version,
             v_inputs, p_key, p_options, p_output, 'pending');
   SET o_request = LAST_INSERT_ID();
+  COMMIT;
   SET v_table = CONCAT('rows_', o_request);
   SET v_rows = CONCAT('`{{data}}`.`', v_table, '`');
 
@@ -93,7 +140,7 @@ BEGIN
       DECLARE CONTINUE HANDLER FOR 1071, 1167, 3152 SET v_index = '';
       SET v_tried = v_index;
       SET @mlbridge_sql = CONCAT('CREATE TABLE ', v_rows, ' (PRIMARY KEY (seq)', v_index, ') ENGINE=InnoDB ',
-                                 'SELECT * FROM `{{scratch}}`.`predict_input` WHERE FALSE');
+                                 'SELECT ', v_columns, ' FROM `{{scratch}}`.`predict_input` WHERE FALSE');
       PREPARE mlbridge_stmt FROM @mlbridge_sql;
       EXECUTE mlbridge_stmt;
       DEALLOCATE PREPARE mlbridge_stmt;
@@ -177,7 +224,8 @@ BEGIN
                                  `{{scratch}}`.`predict_candidates2`;
 
   -- The rows, chunk by chunk: each chunk is claimable as soon as its transaction commits.
-  SET v_copy = CONCAT('INSERT INTO ', v_rows, ' SELECT * FROM `{{scratch}}`.`predict_input` WHERE seq BETWEEN ? AND ?');
+  SET v_copy = CONCAT('INSERT INTO ', v_rows, ' SELECT ', v_columns, ' FROM `{{scratch}}`.`predict_input` ',
+                      'WHERE seq BETWEEN ? AND ?');
   SET @mlbridge_sql = v_copy;
   PREPARE mlbridge_copy FROM @mlbridge_sql;
   WHILE v_from <= v_total DO
@@ -185,8 +233,8 @@ BEGIN
     START TRANSACTION;
     EXECUTE mlbridge_copy USING @mlbridge_from, @mlbridge_to;
     IF v_failed < v_total THEN
-      INSERT INTO predict_queue (request_id, seq_from, seq_to, model_name, model_version, priority)
-        VALUES (o_request, @mlbridge_from, @mlbridge_to, v_name, v_version, IF(p_output IS NULL, 1, 2));
+      INSERT INTO predict_queue (request_id, seq_from, seq_to, model_name, model_version, priority, vtime)
+        VALUES (o_request, @mlbridge_from, @mlbridge_to, v_name, v_version, v_priority, v_start + @mlbridge_from - 1);
     END IF;
     COMMIT;
     IF v_failed < v_total THEN

@@ -1,5 +1,7 @@
 -- Resolve 'name', 'name:3' or 'name@label' to one available catalog version and its input names
 -- (a JSON array, in signature order). A request is pinned to this version when it is queued.
+-- Callers may EXECUTE it: it reads only the catalog, which they may read anyway.
+-- execute: mlbridge_user
 CREATE PROCEDURE _resolve_model(IN p_model VARCHAR(255), OUT o_name VARCHAR(64), OUT o_version INT UNSIGNED,
                                 OUT o_inputs LONGTEXT)
   SQL SECURITY DEFINER
@@ -27,7 +29,7 @@ BEGIN
     SET o_name = p_model;
   END IF;
 
-  IF NOT EXISTS (SELECT 1 FROM models WHERE name = o_name) THEN
+  IF NOT EXISTS (SELECT 1 FROM model_versions WHERE name = o_name) THEN
     SET v_msg = LEFT(CONCAT('mlbridge: no model named ''', LEFT(o_name, 64),
                        ''' in mlbridge.models; train one with `mlbridge train` or pick one from SELECT name, version FROM mlbridge.models'), {{message_max}});
     SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = v_msg;
@@ -42,7 +44,7 @@ BEGIN
   ELSEIF v_version_text IS NOT NULL THEN
     SET o_version = v_version_text + 0;
   ELSE
-    SET o_version = (SELECT MAX(version) FROM models WHERE name = o_name AND state = 'available');
+    SET o_version = (SELECT MAX(version) FROM model_versions WHERE name = o_name AND state = 'available');
     IF o_version IS NULL THEN
       SET v_msg = LEFT(CONCAT('mlbridge: model ''', LEFT(o_name, 64), ''' has no available version (see SELECT version, state, error FROM mlbridge.models)'), {{message_max}});
       SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = v_msg;
@@ -50,7 +52,7 @@ BEGIN
   END IF;
 
   SELECT state, JSON_EXTRACT(inputs, '$[*].name') INTO v_state, o_inputs
-    FROM models WHERE name = o_name AND version = o_version;
+    FROM model_versions WHERE name = o_name AND version = o_version;
   IF v_state IS NULL THEN
     SET v_msg = LEFT(CONCAT('mlbridge: model ''', LEFT(o_name, 64), ''' has no version ', o_version,
                        ' (see SELECT version FROM mlbridge.models WHERE name = ''', LEFT(o_name, 64), ''')'), {{message_max}});

@@ -3,12 +3,13 @@
 -- and the model's inputs in catalog order, every value with the type the SELECT gave it (no conversion here: the bridge converts
 -- each value and fails only the row whose value does not fit). A table the caller cannot SELECT
 -- fails here with MySQL's own error. Column names are quoted; the query itself is the caller's.
+-- execute: mlbridge_user
 CREATE PROCEDURE _stage_query(IN p_query LONGTEXT, IN p_key VARCHAR(64), IN p_inputs LONGTEXT,
                               IN p_model VARCHAR(255))
   SQL SECURITY INVOKER
   MODIFIES SQL DATA
 BEGIN
-  DECLARE v_query LONGTEXT DEFAULT TRIM(p_query);
+  DECLARE v_query LONGTEXT;
   DECLARE v_features LONGTEXT DEFAULT '';
   DECLARE v_names TEXT DEFAULT '';
   DECLARE v_name VARCHAR(255);
@@ -38,14 +39,7 @@ BEGIN
     SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = v_msg;
   END;
 
-  -- Tolerate what a person types at a prompt: trailing semicolons and blanks.
-  WHILE CHAR_LENGTH(v_query) > 0 AND RIGHT(v_query, 1) IN (';', ' ', '\n', '\r', '\t') DO
-    SET v_query = LEFT(v_query, CHAR_LENGTH(v_query) - 1);
-  END WHILE;
-  IF v_query IS NULL OR UPPER(v_query) NOT REGEXP '^[([:space:]]*(SELECT|WITH)([^A-Z0-9_$]|$)' THEN
-    SET v_msg = LEFT(CONCAT('mlbridge: the query must be a SELECT statement, got: ', LEFT(COALESCE(p_query, 'NULL'), 80)), {{message_max}});
-    SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = v_msg;
-  END IF;
+  CALL _select_text(p_query, v_query);
 
   WHILE v_i < JSON_LENGTH(p_inputs) DO
     SET v_name = JSON_UNQUOTE(JSON_EXTRACT(p_inputs, CONCAT('$[', v_i, ']')));

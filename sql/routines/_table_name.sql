@@ -1,6 +1,7 @@
 -- Split a table name as callers write it, 'db.table', '`db`.`table`' or 'table' (in the current
 -- database), into its schema and table, and return it quoted for dynamic SQL. p_what names the
 -- argument in the error.
+-- execute: mlbridge_user
 CREATE PROCEDURE _table_name(IN p_name VARCHAR(200), IN p_what VARCHAR(16), OUT o_schema VARCHAR(64),
                              OUT o_table VARCHAR(64), OUT o_quoted VARCHAR(200))
   SQL SECURITY INVOKER

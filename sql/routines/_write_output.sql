@@ -1,6 +1,7 @@
 -- Write a finished predict_table request's scores into its output table, with the privileges of
 -- the caller (INVOKER), in one transaction that also marks the output written: all rows or none,
 -- once. Does nothing for other requests, unfinished ones, or an output already written.
+-- execute: mlbridge_user
 CREATE PROCEDURE _write_output(IN p_id BIGINT UNSIGNED)
   SQL SECURITY INVOKER
   MODIFIES SQL DATA
@@ -15,9 +16,11 @@ BEGIN
     SET @mlbridge_sql = NULL;
     RESIGNAL;
   END;
+  CALL _attest();
   CALL _output_rows(p_id, v_output, v_key);
   IF v_output IS NOT NULL THEN
     START TRANSACTION;
+    CALL _attest();
     CALL _output_written(p_id, v_first);
     IF v_first THEN
       SET @mlbridge_sql = CONCAT('INSERT INTO ', v_output, ' (`', REPLACE(v_key, '`', '``'),

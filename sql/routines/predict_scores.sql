@@ -4,7 +4,9 @@
 -- options.key names another. Waits for the bridge (options.timeout seconds, default 60) and returns
 -- (row_key, score, output, error) per row; with '{"async": true}' returns (request_id) at once.
 -- INVOKER: the query runs with the caller's privileges; the DEFINER routines it calls only move
--- the staged rows into the queue and read back the caller's own results.
+-- the staged rows into the queue and read back the caller's own results, for the account that
+-- _attest vouches for.
+-- execute: mlbridge_user
 CREATE PROCEDURE predict_scores(IN p_model VARCHAR(255), IN p_query LONGTEXT, IN p_options LONGTEXT)
   SQL SECURITY INVOKER
   MODIFIES SQL DATA
@@ -21,20 +23,16 @@ BEGIN
   DECLARE v_mode VARCHAR(16);
 
   SET p_options = NULLIF(TRIM(p_options), '');
+  CALL _no_transaction('predict_scores');
   CALL _parse_options(p_options, 'predict_scores', v_async, v_timeout, v_key, v_mode);
-  -- Queueing is a transaction of its own (see _enqueue_predict), and a waiting call must commit
-  -- its rows before it waits, or the bridge never sees them. {{in_transaction}} is
-  -- @@in_transaction on MariaDB; MySQL 8 has no such variable.
-  IF @@autocommit = 0 OR {{in_transaction}} THEN
-    SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT =
-      'mlbridge: predict_scores queues in a transaction of its own: COMMIT first and SET autocommit = 1';
-  END IF;
   CALL _resolve_model(p_model, v_name, v_version, v_inputs);
   CALL _stage_query(p_query, v_key, v_inputs, CONCAT(v_name, ':', v_version));
+  CALL _attest();
   CALL _enqueue_predict(CONCAT(v_name, ':', v_version), v_key, p_options, NULL, v_request);
   IF v_async THEN
     SELECT v_request AS request_id;
   ELSE
+    CALL _attest();
     CALL _wait_request(v_request, v_timeout, v_status);
     CALL request_results(v_request);
   END IF;

@@ -11,6 +11,7 @@
 -- caller's `CALL mlbridge.request_wait(id, timeout)` once it is finished. An async output that
 -- nobody waits for is never written (its scores stay readable through request_results).
 -- Creating the output is DDL, which commits a transaction: it refuses to run inside one.
+-- execute: mlbridge_user
 CREATE PROCEDURE predict_table(IN p_model VARCHAR(255), IN p_input VARCHAR(200), IN p_output VARCHAR(200),
                                IN p_options LONGTEXT)
   SQL SECURITY INVOKER
@@ -39,10 +40,7 @@ BEGIN
   DECLARE v_status VARCHAR(16);
   DECLARE v_msg VARCHAR(512);
 
-  IF @@autocommit = 0 OR {{in_transaction}} THEN
-    SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT =
-      'mlbridge: predict_table creates its output and queues in transactions of its own: COMMIT first, SET autocommit = 1';
-  END IF;
+  CALL _no_transaction('predict_table');
   SET p_options = NULLIF(TRIM(p_options), '');
   CALL _parse_options(p_options, 'predict_table', v_async, v_timeout, v_key, v_mode);
   CALL _resolve_model(p_model, v_name, v_version, v_inputs);
@@ -113,10 +111,12 @@ BEGIN
   DEALLOCATE PREPARE mlbridge_stmt;
   SET @mlbridge_sql = NULL;
 
+  CALL _attest();
   CALL _enqueue_predict(CONCAT(v_name, ':', v_version), v_key, p_options, v_output, v_request);
   IF v_async THEN
     SELECT v_request AS request_id;
   ELSE
+    CALL _attest();
     CALL _wait_request(v_request, v_timeout, v_status);
     CALL _write_output(v_request);
     CALL request_status(v_request);

@@ -63,7 +63,7 @@ def test_two_connections_racing_never_claim_the_same_chunk(surface):
     cur.execute("CREATE TABLE IF NOT EXISTS racetest.t (id INT PRIMARY KEY, f1 DOUBLE, f2 DOUBLE)")
     cur.execute("DELETE FROM racetest.t")
     cur.executemany("INSERT INTO racetest.t VALUES (%s, %s, %s)", [(i, i, i) for i in range(1, 40_001)])
-    cur.execute("INSERT IGNORE INTO models (name, version, inputs, outputs, source) VALUES "
+    cur.execute("INSERT IGNORE INTO model_versions (name, version, inputs, outputs, source) VALUES "
                 "('racefake', 1, %s, '[]', 'trainer')", (INPUTS,))
     cur.callproc("predict_scores", ("racefake", "SELECT id, f1, f2 FROM racetest.t", '{"async": true}'))
     request = next(cur.stored_results()).fetchone()[0]
@@ -109,7 +109,7 @@ def test_the_heartbeat_keeps_a_slow_chunk_and_lets_a_dead_one_go(surface):
     dsn = surface
     conn = connect(dsn)
     cur = conn.cursor()
-    cur.execute("INSERT IGNORE INTO models (name, version, inputs, outputs, source) VALUES "
+    cur.execute("INSERT IGNORE INTO model_versions (name, version, inputs, outputs, source) VALUES "
                 "('beatfake', 1, %s, '[]', 'trainer')", (INPUTS,))
     cur.execute("CREATE DATABASE IF NOT EXISTS racetest")
     cur.execute("CREATE TABLE IF NOT EXISTS racetest.small (id INT PRIMARY KEY, f1 DOUBLE, f2 DOUBLE)")

@@ -12,6 +12,7 @@ import pytest
 
 from mlbridge.db import connect
 
+from ..accounts import create_account, drop_account
 from ..procs import parse_tsv, sql_cli
 from ..server.models import call_directly
 from .conftest import wait_served
@@ -102,14 +103,10 @@ def test_async_predict_table_output_is_written_by_request_wait_once(dsn, db, bc_
 def alice(dsn):
     conn = connect(dsn)
     cur = conn.cursor()
-    cur.execute("CREATE USER IF NOT EXISTS 'tab_alice'@'%' IDENTIFIED BY 'pw'")
-    cur.execute("GRANT mlbridge_user TO 'tab_alice'@'%'")
-    cur.execute("SET DEFAULT ROLE mlbridge_user FOR 'tab_alice'@'%'")
     cur.execute("CREATE DATABASE IF NOT EXISTS alice_db")
-    cur.execute("GRANT SELECT ON demo.breast_cancer TO 'tab_alice'@'%'")
-    cur.execute("GRANT ALL ON alice_db.* TO 'tab_alice'@'%'")
+    account = create_account(dsn, "tab_alice", grants=("SELECT ON demo.breast_cancer", "ALL ON alice_db.*"))
     yield "tab_alice"
-    cur.execute("DROP USER IF EXISTS 'tab_alice'@'%'")
+    drop_account(dsn, account)
     cur.execute("DROP DATABASE IF EXISTS alice_db")
     conn.close()
 
@@ -134,7 +131,7 @@ def test_predict_table_runs_with_the_callers_privileges(dsn, db, bc_model, alice
 
 def test_predict_table_refuses_an_open_transaction(dsn, bc_model):
     done = sql_cli(dsn, "START TRANSACTION; CALL mlbridge.predict_table('bc', 'demo.breast_cancer', 'demo.tx', NULL)")
-    assert "transactions of its own" in done.stderr
+    assert "predict_table runs outside transactions" in done.stderr
 
 
 # -- predict_row ----------------------------------------------------------------------------------
@@ -231,7 +228,7 @@ def mixed_model(dsn, model_base, model_server, bridge):
               {"name": "n", "dtype": "int64", "shape": [-1]}]
     db = connect(dsn)
     cur = db.cursor()
-    cur.execute("REPLACE INTO models (name, version, inputs, outputs, score_output, source) "
+    cur.execute("REPLACE INTO model_versions (name, version, inputs, outputs, score_output, source) "
                 "VALUES ('mixed', 1, %s, '[]', 'score', 'trainer')", (json.dumps(inputs),))
     wait_served(model_server.target, "mixed", 1)
     cur.execute("CREATE DATABASE IF NOT EXISTS demo")

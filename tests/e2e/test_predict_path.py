@@ -310,7 +310,7 @@ def test_a_model_the_server_lacks_fails_its_rows_after_the_attempts(dsn, db, bc_
     """Every queued row ends scored or failed with its error: a version in the catalog that no
     server hosts uses up its attempts, then fails each row naming the model."""
     cur = db.cursor()
-    cur.execute("INSERT IGNORE INTO models (name, version, inputs, outputs, source) VALUES "
+    cur.execute("INSERT IGNORE INTO model_versions (name, version, inputs, outputs, source) VALUES "
                 "('ghost', 1, '[{\"name\": \"mean_radius\"}]', '[{\"name\": \"score\"}]', 'trainer')")
     done = sql_cli(dsn, "CALL mlbridge.predict_scores('ghost', 'SELECT id, mean_radius FROM demo.breast_cancer "
                         "WHERE id <= 3', '{\"async\": true}')")

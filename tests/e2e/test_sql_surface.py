@@ -10,9 +10,10 @@ import mysql.connector
 import pytest
 
 from mlbridge.db import connect
-from mlbridge.db.install import install, routine_files
+from mlbridge.db.install import install, routine_files, routine_roles
 
 from .. import procs
+from ..accounts import create_account, drop_account
 from ..procs import parse_tsv
 
 INPUTS = json.dumps([{"name": "f1", "dtype": "float32", "shape": [-1]},
@@ -39,10 +40,10 @@ def catalog(surface):
     cur.execute("DELETE FROM sqltest.dups")
     cur.executemany("INSERT INTO sqltest.dups VALUES (%s, %s, %s)",
                     [("a", 1, 2), ("b", 1, 2), ("a", 3, 4), (None, 5, 6)])
-    cur.execute("INSERT IGNORE INTO models (name, version, inputs, outputs, source) VALUES "
+    cur.execute("INSERT IGNORE INTO model_versions (name, version, inputs, outputs, source) VALUES "
                 "('sqlfake', 1, %s, '[{\"name\": \"score\"}]', 'trainer'),"
                 "('sqlfake', 2, %s, '[{\"name\": \"score\"}]', 'trainer')", (INPUTS, INPUTS))
-    cur.execute("INSERT IGNORE INTO models (name, version, state, inputs, outputs, source) VALUES "
+    cur.execute("INSERT IGNORE INTO model_versions (name, version, state, inputs, outputs, source) VALUES "
                 "('sqlbroken', 1, 'failed', %s, '[]', 'server')", (INPUTS,))
     cur.execute("INSERT IGNORE INTO model_labels (name, label, version) VALUES ('sqlfake', 'canary', 1)")
     conn.close()
@@ -181,10 +182,10 @@ def test_queueing_refuses_an_open_transaction(catalog, options):
     for prefix in ("SET autocommit = 0;", "START TRANSACTION;"):
         done = sql_cli(catalog, prefix + f"CALL mlbridge.predict_scores('sqlfake', 'SELECT id, f1, f2 FROM sqltest.t', "
                                          f"{options})")
-        assert "queues in a transaction of its own: COMMIT first and SET autocommit = 1" in done.stderr
+        assert "predict_scores runs outside transactions" in done.stderr and "COMMIT first and SET autocommit = 1" in done.stderr
     conn = connect(catalog, autocommit=False)
     cur = conn.cursor()
-    with pytest.raises(mysql.connector.Error, match="transaction of its own"):
+    with pytest.raises(mysql.connector.Error, match="runs outside transactions"):
         cur.callproc("predict_scores", ("sqlfake", "SELECT id, f1, f2 FROM sqltest.t WHERE id <= 5", options.strip("'")))
     conn.close()
     assert _count(catalog) == before
@@ -202,15 +203,11 @@ def alice(catalog):
     """A real account holding only the mlbridge_user role (as its default role) and SELECT on one table."""
     name = f"alice_{uuid.uuid4().hex[:6]}"
     conn = connect(catalog)
-    cur = conn.cursor()
-    cur.execute(f"CREATE USER '{name}'@'%' IDENTIFIED BY 'pw'")
-    cur.execute(f"GRANT mlbridge_user TO '{name}'@'%'")
-    cur.execute(f"SET DEFAULT ROLE mlbridge_user FOR '{name}'@'%'")
-    cur.execute(f"GRANT SELECT ON sqltest.t TO '{name}'@'%'")
-    cur.execute("CREATE TABLE IF NOT EXISTS sqltest.secret (id INT PRIMARY KEY, f1 DOUBLE, f2 DOUBLE)")
-    yield name
-    cur.execute(f"DROP USER '{name}'@'%'")
+    conn.cursor().execute("CREATE TABLE IF NOT EXISTS sqltest.secret (id INT PRIMARY KEY, f1 DOUBLE, f2 DOUBLE)")
     conn.close()
+    account = create_account(catalog, name, grants=("SELECT ON sqltest.t",))
+    yield name
+    drop_account(catalog, account)
 
 
 def test_caller_with_only_the_role_queues_and_sees_only_their_own(catalog, alice):
@@ -221,13 +218,13 @@ def test_caller_with_only_the_role_queues_and_sees_only_their_own(catalog, alice
     request = int(parse_tsv(done.stdout)[0]["request_id"])
     cur = db.cursor()
     cur.execute("SELECT owner FROM requests WHERE id = %s", (request,))
-    assert cur.fetchone()[0] == alice
+    assert cur.fetchone()[0] == f"{alice}@%"  # the authenticated account, user@host
     assert sql_cli(catalog, f"CALL mlbridge.request_status({request})", user=alice, password="pw").returncode == 0
     # root's requests are not alice's, and alice's are not root's
-    cur.execute("SELECT MIN(id) FROM requests WHERE owner = 'root'")
+    cur.execute("SELECT MIN(id) FROM requests WHERE owner LIKE 'root@%'")
     rooted = cur.fetchone()[0]
     other = sql_cli(catalog, f"CALL mlbridge.request_results({rooted})", user=alice, password="pw")
-    assert f"no request {rooted} of user {alice}" in other.stderr
+    assert f"no request {rooted} of account {alice}@%" in other.stderr
     assert "no request" in sql_cli(catalog, f"CALL mlbridge.request_status({request})").stderr
     # alice reads the catalog, but not the queue
     assert sql_cli(catalog, "SELECT COUNT(*) FROM mlbridge.models", user=alice, password="pw").returncode == 0
@@ -256,13 +253,17 @@ def test_routines_are_defined_by_the_locked_account(catalog):
     cur.execute("SELECT ROUTINE_NAME, DEFINER, SECURITY_TYPE FROM information_schema.ROUTINES "
                 "WHERE ROUTINE_SCHEMA = %s", (catalog.database,))
     routines = {name: (definer, security) for name, definer, security in cur.fetchall()}
-    assert set(routines) == {path.stem for path in routine_files()}
+    attesting = {name for name in routines if name.startswith("_as_")}  # one per registered account
+    assert attesting and set(routines) - attesting == {path.stem for path in routine_files()}
     assert {definer for definer, _ in routines.values()} == {"mlbridge_definer@localhost"}
-    # Only the routines that run the caller's own SELECT or write the caller's own tables (and
-    # those that only parse their arguments) are INVOKER.
+    # The public routines are INVOKER (they attest the caller's account: see _attest.sql), and so
+    # are the inner ones that run the caller's own SELECT, write the caller's own tables, or only
+    # look at their arguments and session; every other inner routine is DEFINER.
     invoker = {name for name, (_, security) in routines.items() if security == "INVOKER"}
-    assert invoker == {"predict_scores", "predict_table", "request_wait", "_stage_query", "_write_output",
-                       "_parse_options", "_table_name"}
+    public = {path.stem for path in routine_files()
+              if not path.stem.startswith("_") and "mlbridge_user" in routine_roles(path.read_text())}
+    assert invoker == public | {"_stage_query", "_stage_rows", "_run_job", "_write_output", "_parse_options",
+                                "_job_options", "_table_name", "_attest", "_no_transaction", "_select_text"}
     conn.close()
     locked = sql_cli(catalog, "SELECT 1", user="mlbridge_definer")
     assert locked.returncode != 0 and ("locked" in locked.stderr.lower() or "denied" in locked.stderr.lower())

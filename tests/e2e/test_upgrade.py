@@ -7,7 +7,7 @@ import json
 
 from mlbridge.config import Dsn
 from mlbridge.db import connect, quote_ident
-from mlbridge.db.install import data_schema, install, scratch_schema
+from mlbridge.db.install import data_schema, install, migration_files, scratch_schema
 
 from ..procs import parse_tsv, sql_cli, start_bridge
 
@@ -36,7 +36,10 @@ def test_an_upgrade_keeps_queued_work_and_it_finishes(dsn, bc_model, bc_features
                     "VALUES (%s, 1, 4, 'bc', %s)", (request, bc_model["version"]))
 
         upgraded = install(target)
-        assert upgraded.migrations_applied == ["0002_typed_rows", "0003_model_types"] and upgraded.routines_created
+        assert upgraded.migrations_applied == [p.stem for p in migration_files()][1:] and upgraded.routines_created
+        # the request of user name `root` belongs to an account now, the one root's session is here
+        cur.execute("SELECT owner FROM requests WHERE id = %s", (request,))
+        assert cur.fetchone()[0] == "root@localhost"
         with start_bridge(target, model_server.target, tmp_path):
             status = parse_tsv(sql_cli(target, f"CALL mlbridge_upgrade.request_wait({request}, 60)").stdout)[0]
             assert (status["status"], status["rows_done"], status["rows_failed"]) == ("done", "3", "1")

@@ -33,12 +33,13 @@ import mysql.connector
 
 from .. import serving_client as sc
 from ..config import Dsn
-from ..db import connect, query
+from ..db import close_quietly, connect, query
 from ..db.install import data_schema
 from ..errors import MlbridgeError
 from . import rows as rowlib
 from .catalog import Catalog, sync_catalog
 from .heartbeat import Heartbeat
+from .inbox import drain as drain_inbox
 from .metrics import NoMetrics
 from .metrics import start as start_metrics
 from .queue import Chunk, Queue, backoff
@@ -63,6 +64,7 @@ class BridgeConfig:
     lease_seconds: int = 60
     idle_max: float = 0.5  # longest wait for work before looking at the queue again (push wakes sooner)
     housekeeping_every: float = 5.0  # lease sweep and catalog sync
+    purge_every: float = 60.0  # request_purge(NULL): requests past the retention_days setting; 0: never
     rpc_timeout: float = 60.0
     metrics_port: int | None = None  # Prometheus /metrics
     in_flight: int = 2  # chunks waiting between two stages
@@ -114,6 +116,7 @@ class Bridge:
         self.metrics = NoMetrics()
         self._broken: BaseException | None = None
         self._session_lock = threading.Lock()
+        self._purged_at = time.monotonic()  # the first purge a minute after start, not at once
 
     # -- life cycle -------------------------------------------------------------------------
 
@@ -138,6 +141,8 @@ class Bridge:
         heartbeat.start()
         housekeeper = threading.Thread(target=self._housekeeping_loop, name="mlbridge-housekeeping", daemon=True)
         housekeeper.start()
+        inbox = threading.Thread(target=self._inbox_loop, name="mlbridge-inbox", daemon=True)
+        inbox.start()
         failures = 0
         try:
             while not self.stopping.is_set():
@@ -153,6 +158,7 @@ class Bridge:
             heartbeat.stop()
             heartbeat.join(5)
             housekeeper.join(10)
+            inbox.join(10)
             self.client.close()
             if self.folder is not None:
                 shutil.rmtree(self.folder, ignore_errors=True)
@@ -366,6 +372,25 @@ class Bridge:
         else:
             self.metrics.chunk("lost")
 
+    # -- trigger streams ---------------------------------------------------------------------
+
+    def _inbox_loop(self) -> None:
+        """Drain mlbridge.inbox (inbox.py) on a connection of its own: at once while rows keep
+        coming, else every idle_max seconds (triggers cannot wake the bridges)."""
+        conn = None
+        while not self.stopping.is_set():
+            try:
+                if conn is None:
+                    conn = _connect(self.config.dsn)
+                if drain_inbox(conn, self.client, self.catalog) == 0:
+                    self.stopping.wait(self.config.idle_max)
+            except Exception as exc:  # noqa: BLE001 - the next round tries again
+                log.warning("bridge: inbox: %s", exc)
+                close_quietly(conn)
+                conn = None
+                self.stopping.wait(2)
+        close_quietly(conn)
+
     # -- housekeeping ------------------------------------------------------------------------
 
     def _housekeeping_loop(self) -> None:
@@ -382,15 +407,10 @@ class Bridge:
                 catalog_sync = self.housekeeping(conn, catalog_sync)
             except Exception as exc:  # noqa: BLE001 - the next round tries again
                 log.warning("bridge: housekeeping: %s", exc)
-                if conn is not None:
-                    try:
-                        conn.close()
-                    except Exception:  # noqa: BLE001
-                        pass
+                close_quietly(conn)
                 conn = None
                 self.stopping.wait(2)
-        if conn is not None:
-            conn.close()
+        close_quietly(conn)
 
     def housekeeping(self, conn, catalog_sync: bool = True) -> bool:
         """Sweep expired leases (failing chunks whose attempts are used up) and sync the catalog;
@@ -405,6 +425,11 @@ class Bridge:
         cur = conn.cursor()
         cur.execute(query("forget_stale_parkers"))
         cur.close()
+        if self.config.purge_every > 0 and time.monotonic() - self._purged_at >= self.config.purge_every:
+            self._purged_at = time.monotonic()
+            purged = self.purge(conn)
+            if purged[0]:
+                log.info("bridge: purged %d finished requests past their retention (%d rows)", *purged)
         if catalog_sync:
             try:
                 sync_catalog(conn, self.client)
@@ -414,6 +439,21 @@ class Bridge:
                     return False
                 log.warning("bridge: catalog sync: %s", exc)
         return True
+
+
+    @staticmethod
+    def purge(conn) -> tuple[int, int]:
+        """Purge requests past the retention_days setting (routines/request_purge.sql, in batches
+        of at most 10,000 rows); (requests, rows) purged."""
+        cur = conn.cursor()
+        try:
+            cur.callproc("request_purge", (None,))
+            found = (0, 0)
+            for result in cur.stored_results():
+                found = tuple(int(v) for v in result.fetchone())
+            return found
+        finally:
+            cur.close()
 
 
 __all__ = ["Bridge", "BridgeConfig"]

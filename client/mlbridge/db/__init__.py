@@ -104,6 +104,15 @@ def retry_transaction(conn, work: Callable[[object], T], *, attempts: int = 8) -
     raise AssertionError("unreachable")
 
 
+def close_quietly(conn) -> None:
+    """Close a connection that may be broken already (closing one can fail too); None is fine."""
+    if conn is not None:
+        try:
+            conn.close()
+        except Exception:  # noqa: BLE001 - nothing to do about a connection that is gone
+            pass
+
+
 def _rollback_quietly(conn) -> None:
     """Roll back what can be; on a lost connection the server has rolled back already, and the
     C extension then raises its own MySQLInterfaceError, which is no mysql.connector.Error."""

@@ -4,7 +4,11 @@
 - sql/grants.sql: the locked definer account and the roles (idempotent statements).
 - sql/routines/*.sql: one routine per file (so no DELIMITER games), created with the definer
   account; a routine whose text has not changed since the last install is left alone, so running
-  the installer twice changes nothing.
+  the installer twice changes nothing. A line `-- execute: ROLE[, ROLE]` in a routine's file says
+  who may EXECUTE it (granted per routine); a routine without one is inner, for other routines only.
+- sql/views/*.sql: one view per file, created (or replaced) with the definer account.
+- the installing account and every account holding mlbridge_user or mlbridge_admin are
+  registered (their attestation routines: see mlbridge.db.accounts).
 
 Files may use {{schema}}, {{scratch}}, {{data}}, {{in_transaction}}, {{message_max}} and
 {{staging_engine}}, which the installer fills in for the server at hand (MariaDB or MySQL).
@@ -47,6 +51,7 @@ class InstallReport:
     migrations_applied: list[str] = field(default_factory=list)
     routines_created: list[str] = field(default_factory=list)
     routines_unchanged: int = 0
+    accounts_registered: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
     @property
@@ -121,7 +126,10 @@ def install(dsn: Dsn, *, upto: str | None = None) -> InstallReport:
         _migrate(cur, report, upto)
         definer = _grants(cur, report)
         if upto is None:
+            _views(cur, report, definer)
             _routines(cur, report, definer)
+            _routine_grants(cur, report)
+            _register(cur, report, definer)
         return report
     except mysql.connector.Error as exc:
         raise MlbridgeError(f"mlbridge: installing schema {schema} failed: {exc.msg}") from exc
@@ -204,3 +212,64 @@ def _routines(cur, report: InstallReport, definer: str | None) -> None:
             (name, digest),
         )
         report.routines_created.append(name)
+
+
+_SELECT = re.compile(r"^--\s*select:\s*(.+?)\s*$", re.M)
+_EXECUTE = re.compile(r"^--\s*execute:\s*(.+?)\s*$", re.M)
+
+
+def routine_roles(text: str) -> list[str]:
+    """The roles a routine file grants EXECUTE to (its `-- execute:` line)."""
+    found = _EXECUTE.search(text)
+    return [r.strip() for r in found.group(1).split(",")] if found else []
+
+
+def _routine_grants(cur, report: InstallReport) -> None:
+    """EXECUTE per routine, as each file says; nothing schema-wide, so callers cannot reach the
+    inner routines. Granted on every install: dropping a changed routine drops its grants. The
+    schema-wide EXECUTE that earlier releases gave mlbridge_user is taken back."""
+    schema = quote_ident(report.schema)
+    try:
+        cur.execute(f"REVOKE EXECUTE ON {schema}.* FROM mlbridge_user")
+    except mysql.connector.Error:
+        pass  # not granted (a fresh install) or no roles here
+    for path in routine_files():
+        for role in routine_roles(path.read_text()):
+            try:
+                cur.execute(f"GRANT EXECUTE ON PROCEDURE {schema}.{quote_ident(path.stem)} TO {role}")
+            except mysql.connector.Error as exc:
+                report.warnings.append(f"EXECUTE on {path.stem} was not granted to {role} ({exc.msg})")
+
+
+def _register(cur, report: InstallReport, definer: str | None) -> None:
+    """Register the installing account (so it can call the routines it installed) and every
+    account that holds a caller role."""
+    from .accounts import register, register_role_holders
+
+    cur.execute("SELECT CURRENT_USER()")
+    me = cur.fetchone()[0]
+    if me and not me.startswith("@"):
+        register(cur, report.schema, me, "installer", definer)
+    try:
+        report.accounts_registered = register_role_holders(cur, report.schema, report.flavor, definer)
+    except mysql.connector.Error as exc:
+        report.warnings.append(f"accounts holding mlbridge roles were not registered ({exc.msg}); "
+                               "register each with `mlbridge db grant ACCOUNT`")
+
+
+def view_files() -> list[Path]:
+    return sorted((SQL_DIR / "views").glob("*.sql"))
+
+
+def _views(cur, report: InstallReport, definer: str | None) -> None:
+    """Create or replace each view of sql/views/ (cheap, so always), defined by the definer."""
+    for path in view_files():
+        body = render(path.read_text(), schema=report.schema, flavor=report.flavor)
+        body = "\n".join(ln for ln in body.splitlines() if not ln.lstrip().startswith("--")).strip().rstrip(";")
+        if definer:
+            body = re.sub(r"^\s*CREATE\s+OR\s+REPLACE\s+", f"CREATE OR REPLACE DEFINER={definer} ", body,
+                          count=1, flags=re.I)
+        cur.execute(body)
+        for role in _SELECT.findall(path.read_text()):
+            for name in role.split(","):
+                cur.execute(f"GRANT SELECT ON {quote_ident(report.schema)}.{quote_ident(path.stem)} TO {name.strip()}")

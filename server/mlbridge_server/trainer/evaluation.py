@@ -9,6 +9,8 @@ trained on. Without it, every row counts.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from mlbridge.config import Dsn
@@ -29,16 +31,20 @@ def _task_of(metadata: dict | None, outputs: list[str]):
     return Task(BINARY, [0, 1]) if "label" in outputs else Task(REGRESSION)
 
 
-def evaluate(
-    dsn: Dsn,
-    query: str,
-    label: str,
-    model: str,
-    model_base: Path,
-    key: str | None = None,
-) -> dict[str, float]:
-    """Score the rows of `query` with `model` (`name`, `name:3` or `name@label`) and measure the
-    scores against the `label` column: the task's metrics plus `rows` (scored)."""
+@dataclass
+class _Prepared:
+    """A model version loaded, and the query's labelled rows as blocks in the model's inputs."""
+
+    name: str
+    version: int
+    predict: Callable[[dict], dict]
+    task: object
+    blocks: Iterator
+    inputs: list[str]
+    loaded: object  # kept alive while predicting: the signature needs its variables
+
+
+def _prepare(dsn: Dsn, query: str, label: str, model: str, model_base: Path, key: str | None) -> _Prepared:
     ref = parse_model_ref(model)
     version, path = store.resolve(Path(model_base), ref, dsn)
     source = QuerySource(dsn, query)
@@ -47,7 +53,6 @@ def evaluate(
 
     from . import export
     from .learners import to_tensors
-    from .training import measure_blocks
 
     try:
         loaded, fn = export.load(path)
@@ -98,12 +103,76 @@ def evaluate(
     def predict(features):
         return {k: v.numpy() for k, v in fn(**to_tensors(features)).items()}
 
-    measured, rows = measure_blocks(predict, task, blocks)
+    return _Prepared(ref.name, version, predict, task, blocks, inputs, loaded)
+
+
+def evaluate(
+    dsn: Dsn,
+    query: str,
+    label: str,
+    model: str,
+    model_base: Path,
+    key: str | None = None,
+) -> dict[str, float]:
+    """Score the rows of `query` with `model` (`name`, `name:3` or `name@label`) and measure the
+    scores against the `label` column: the task's metrics plus `rows` (scored)."""
+    from .training import measure_blocks
+
+    prepared = _prepare(dsn, query, label, model, model_base, key)
+    measured, rows = measure_blocks(prepared.predict, prepared.task, prepared.blocks)
     if rows == 0:
         raise MlbridgeError("mlbridge: the query returned no rows to score" if key is None else
                             "mlbridge: none of the query's rows fell in the test split")
-    del loaded  # kept alive until scoring is over: the signature needs its variables
     return {**measured, "rows": float(rows)}
+
+
+def explain(
+    dsn: Dsn,
+    query: str,
+    label: str,
+    model: str,
+    model_base: Path,
+    key: str | None = None,
+    *,
+    seed: int = 0,
+    repeats: int = 3,
+    max_rows: int = 100_000,
+    hooks=None,
+) -> dict:
+    """Permutation importance of each of the model's inputs on the labelled rows of `query`
+    (at most `max_rows` of them, a sample by the split's row hash, which is the key's where
+    there is one): {"importance": [{"column", "importance", "std"}, ...], "baseline", "metric",
+    "rows"}, most important first."""
+    from .importance import permutation_importance
+    from .metrics import headline
+    from .source import concat
+
+    prepared = _prepare(dsn, query, label, model, model_base, key)
+    kept: list = []
+    for block in prepared.blocks:
+        kept.append(block)
+        held = sum(len(b) for b in kept)
+        if held > 4 * max_rows:  # thin what is held as the rows keep coming
+            kept = [_sample(concat(kept), 2 * max_rows / held)]
+    if hooks is not None:
+        hooks.check()
+    rows = concat(kept) if kept else None
+    if rows is None or not len(rows):
+        raise MlbridgeError("mlbridge: the query returned no rows to explain" if key is None else
+                            "mlbridge: none of the query's rows fell in the test split")
+    if len(rows) > max_rows:
+        rows = _sample(rows, max_rows / len(rows))
+    found = permutation_importance(prepared.predict, rows.features, rows.label, prepared.task,
+                                   repeats=repeats, seed=seed)
+    return {"importance": [{k: row[k] for k in ("column", "importance", "std")} for row in found],
+            "baseline": found[0]["baseline"] if found else None, "metric": headline(prepared.task.kind),
+            "rows": len(rows)}
+
+
+def _sample(rows, fraction: float):
+    if fraction >= 1:
+        return rows
+    return rows.take(split.sample_mask(rows.hashes, fraction))
 
 
 def _checked(block, label: str, task):

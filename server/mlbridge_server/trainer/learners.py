@@ -128,11 +128,12 @@ def choose(fits: list[Fitted], task: Task, label: np.ndarray, *, draws: int = 20
     rng = np.random.default_rng(seed)
     n = len(label)
     picks = [rng.integers(0, n, size=min(n, 20_000)) for _ in range(draws)]
-    best_scores = np.array([measure(task, label[i], best.predicted[i])["_headline"] for i in picks])
+    best_scores = np.array([measure(task, label[i], best.predicted[i], headline_only=True)["_headline"] for i in picks])
     for fit in sorted(fits, key=lambda f: MODEL_TYPES.index(f.kind)):
         if fit is best or fit.predicted is None:
             return best if fit is best else fit
-        gap = best_scores - np.array([measure(task, label[i], fit.predicted[i])["_headline"] for i in picks])
+        gap = best_scores - np.array([measure(task, label[i], fit.predicted[i], headline_only=True)["_headline"]
+                                     for i in picks])
         gap = gap[np.isfinite(gap)]
         if len(gap) and gap.mean() <= errors * gap.std():
             return fit
@@ -150,9 +151,10 @@ def accumulate(measured, task: Task, label: np.ndarray, predicted: np.ndarray) -
         measured.update(encoded, predicted)
 
 
-def measure(task: Task, label: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
-    """Validation or test metrics of predictions in label units (probabilities for classes)."""
-    measured = metrics_for(task.kind, len(task.classes))
+def measure(task: Task, label: np.ndarray, predicted: np.ndarray, *, headline_only: bool = False) -> dict[str, float]:
+    """Validation or test metrics of predictions in label units (probabilities for classes);
+    `headline_only` skips the costly ones that are not the headline (metrics.metrics_for)."""
+    measured = metrics_for(task.kind, len(task.classes), headline_only=headline_only)
     accumulate(measured, task, label, predicted)
     result = measured.result()
     result["_headline"] = result[headline(task.kind)]

@@ -77,3 +77,39 @@ class EpochProgress(tf_keras.callbacks.Callback):
             self.bar.refresh()
             self.bar.close()
             self.bar = None
+
+
+class Cancelled(Exception):
+    """The job was cancelled (request_cancel) or its claim was lost: stop, export nothing."""
+
+
+class Hooks:
+    """What a caller of train() learns and decides while it runs: `report` receives progress
+    (phase, model_type, epoch, epochs, loss, val_loss, ...), and `cancelled()` is asked at each
+    epoch's end and between the steps, a True stopping the training with Cancelled. The base
+    class does nothing (the CLI); the trainer worker's reports reach request_status."""
+
+    def report(self, **progress) -> None:
+        pass
+
+    def cancelled(self) -> bool:
+        return False
+
+    def check(self) -> None:
+        if self.cancelled():
+            raise Cancelled("mlbridge: the job was cancelled")
+
+
+class HookCallback(tf_keras.callbacks.Callback):
+    """Reports each epoch's losses to the hooks, and stops the fit when they say cancelled."""
+
+    def __init__(self, hooks: Hooks, model_type: str, epochs: int) -> None:
+        super().__init__()
+        self.hooks, self.model_type, self.epochs = hooks, model_type, epochs
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        self.hooks.report(phase="fitting", model_type=self.model_type, epoch=epoch + 1, epochs=self.epochs,
+                          **{k: round(float(v), 6) for k, v in logs.items() if k in ("loss", "val_loss")})
+        if self.hooks.cancelled():
+            self.model.stop_training = True

@@ -1,4 +1,4 @@
-"""Model versions on disk (MODEL_BASE/NAME/N/) and in the catalog table `models`.
+"""Model versions on disk (MODEL_BASE/NAME/N/) and in the catalog table `model_versions` (read through the view `models`).
 
 A version is written under MODEL_BASE/NAME/.tmp-XXXX/ and renamed into place in one step, so a
 model server polling the base (ours or TensorFlow Serving, which only loads numeric
@@ -119,13 +119,15 @@ def record_version(
     label: str,
     metrics: dict,
     trained_on: str,
+    trained_by: str | None = None,
 ) -> None:
     conn = db.connect(dsn)
     try:
         cur = conn.cursor()
         cur.execute(
             db.query("record_model_version"),
-            (name, version, task, model_type, _json(inputs), _json(outputs), score_output, label, _json(metrics), trained_on),
+            (name, version, task, model_type, _json(inputs), _json(outputs), score_output, label, _json(metrics), trained_on,
+             trained_by),
         )
         cur.close()
     finally:

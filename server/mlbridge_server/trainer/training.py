@@ -139,6 +139,9 @@ def train(
     refit: bool | None = None,
     workers: list[str] | None = None,
     worker_index: int = 0,
+    hooks=None,
+    trained_on: str | None = None,
+    trained_by: str | None = None,
 ) -> TrainResult:
     """Train a new version of `model` on the rows of `query` and export it.
 
@@ -155,7 +158,14 @@ def train(
     then each streams only its own slice of the integer key's range every epoch; worker 0
     exports and records the version, the others return version 0. `auto` means `mlp` there,
     and trees are not trained across machines.
+
+    `hooks` (progress.Hooks) hears the progress and may cancel (the trainer worker's jobs);
+    `trained_on` and `trained_by` are recorded in the catalog instead of the query read and the
+    session's account (train_model reads the caller's rows from a copy, for the caller).
     """
+    from .progress import Hooks
+
+    hooks = hooks or Hooks()
     name = validate_model_name(model)
     model_base = Path(model_base)
     if epochs is not None and epochs < 1:
@@ -198,6 +208,7 @@ def train(
     stats = TrainingStats(columns.feature_names, list(columns.kinds),
                           [columns.sql[i].integer for i in columns.features], columns.label_name, columns.label_kind)
     kept: dict[str, list[Block]] = {"train": [], "valid": [], "test": [], "tree": []}
+    hooks.report(phase="reading", rows=total)
     for block in source.blocks(columns, ranges=ranges, validation=validation_fraction, test=test_fraction):
         is_train = block.part == split.TRAIN
         stats.update(block.features, block.label, is_train)
@@ -226,7 +237,7 @@ def train(
     from .learners import GBT, Task, TrainingRows, choose, fit_network, fit_trees
     from .learners import refit as refit_model
     from .preprocess import Preprocessor
-    from .progress import EpochProgress, progress_mode, say
+    from .progress import EpochProgress, HookCallback, progress_mode, say
 
     strategy = None
     if distributed:
@@ -279,12 +290,15 @@ def train(
     try:
         fits = []
         for kind in kinds:
+            hooks.check()
+            hooks.report(phase="fitting", model_type=kind)
             say(mode, f"{name}: fitting {kind} on {stats.train_rows} rows"
                       f"{'' if in_memory else ' (streamed from MySQL)'}")
             if kind == GBT:
                 fitted = fit_trees(rows, seed=seed)
             else:
-                callbacks = [EpochProgress(f"{name} {kind}", epochs, math.ceil(stats.train_rows / batch_size), mode=mode)]
+                callbacks = [EpochProgress(f"{name} {kind}", epochs, math.ceil(stats.train_rows / batch_size), mode=mode),
+                             HookCallback(hooks, kind, epochs)]
                 if tensorboard:
                     import tf_keras
 
@@ -299,6 +313,7 @@ def train(
             say(mode, f"{name}: {kind}: validation {headline(task_kind)} {fitted.score:.4f} "
                       f"({fitted.epochs} {'trees' if kind == GBT else 'epochs'}, {fitted.seconds:.1f} s)")
             fits.append(fitted)
+        hooks.check()
         best = choose(fits, the_task, valid.label, seed=seed)
         if not chief:
             store.discard(staged)
@@ -314,6 +329,8 @@ def train(
             together = TrainingRows(pre, the_task, valid, train=concat([train_rows, valid]))
             final = refit_model(best, together, batch_size=batch_size, seed=seed, learning_rate=learning_rate)
 
+        hooks.check()
+        hooks.report(phase="measuring", model_type=best.kind)
         module = export.serving_module(pre, final, the_task, temp_dir=work)
         test_metrics, test_rows = {}, 0
         if test_fraction > 0:
@@ -338,6 +355,8 @@ def train(
         sample = {k: v[:VERIFY_ROWS] for k, v in valid.features.items()}
         export.verify(staged, module, sample, pre.names)
         curves.plot(fits, best.kind, staged / "training" / "learning_curves.png")
+        hooks.check()
+        hooks.report(phase="publishing", model_type=best.kind)
         first = store.next_version(model_dir, store.catalog_max_version(dsn, name))
         version, path = store.publish(staged, model_dir, first)
     except BaseException:
@@ -365,7 +384,8 @@ def train(
         metrics={**metrics, **counts, "on": "test" if test_metrics else "validation",
                  "validation": {k: v for k, v in best.validation.items() if not k.startswith("_")},
                  "candidates": candidates},
-        trained_on=source.query,
+        trained_on=trained_on or source.query,
+        trained_by=trained_by,
     )
     say(mode, f"{name}: kept {best.kind} as version {version}")
     return TrainResult(
