@@ -300,7 +300,28 @@ def test_a_400_digit_number_fails_its_row_and_stalls_nobody(dsn, db, bc_model, b
     status = _rows(sql_cli(dsn, f"CALL mlbridge.request_wait({request}, 30)"))[0]
     assert (status["status"], status["rows_failed"]) == ("done", "3")
     results = _rows(sql_cli(dsn, f"CALL mlbridge.request_results({request})"))
-    assert all(f"column {bc_features[0]}" in r["error"] and "not a finite number" in r["error"] for r in results)
+    assert all(f"column {bc_features[0]}" in r["error"] and "out of range for float32" in r["error"] for r in results)
+
+
+def test_text_features_are_taken_only_as_complete_numbers(dsn, bc_model, bc_features, bc_scores):
+    """A VARCHAR feature: '1_000' (Python's float() reads 1000), ' 12', 'nan' and Arabic-Indic
+    digits fail their own rows; plain decimal text scores as the number itself."""
+    first = bc_features[0]
+    texts = {1: "1_000", 2: " 12", 3: "nan", 4: "\u0661\u0662"}
+    case = " ".join(f"WHEN {i} THEN ''{t}''" for i, t in texts.items())
+    columns = ", ".join([f"CASE id {case} ELSE CAST(`{first}` AS CHAR) END AS `{first}`"]
+                        + [f"`{f}`" for f in bc_features[1:]])
+    rows = _rows(sql_cli(dsn, f"CALL mlbridge.predict_scores('bc', 'SELECT id, {columns} FROM demo.breast_cancer "
+                              "WHERE id <= 6', NULL)"))
+    by_key = {r["row_key"]: r for r in rows}
+    assert sorted(by_key) == ["1", "2", "3", "4", "5", "6"]
+    for i, text in texts.items():
+        error = by_key[str(i)]["error"] or ""
+        assert error.startswith(f"mlbridge: column {first}: {json.dumps(text)} is not a number (float32): "), error
+        assert by_key[str(i)]["score"] is None
+    assert "TRIM()" in by_key["2"]["error"] and "plain decimal number" in by_key["1"]["error"]
+    for key in ("5", "6"):
+        assert by_key[key]["error"] is None and float(by_key[key]["score"]) == pytest.approx(bc_scores[key], abs=1e-6)
 
 
 def test_an_idle_transaction_holding_catalog_locks_stalls_no_scoring(dsn, db, bc_model, alice):

@@ -2,11 +2,12 @@
 
 import datetime as dt
 import decimal
+import re
 
 import numpy as np
 import pytest
 
-from mlbridge.bridge.rows import Input, convert_value
+from mlbridge.bridge.rows import Input, ValueRefused, convert_value
 from mlbridge.errors import MlbridgeError
 from mlbridge_server.trainer.columns import CATEGORY, DATE, NUMBER, SET
 from mlbridge_server.trainer.source import Block, concat, convert, convert_label, normalise_query
@@ -36,6 +37,27 @@ def test_numbers_are_float32_with_nan_for_null():
     out = convert([1, decimal.Decimal("2.50"), None, True], NUMBER)
     assert out.dtype == np.float32
     assert out[:2].tolist() == [1.0, 2.5] and np.isnan(out[2]) and out[3] == 1.0
+
+
+def test_numbers_read_as_the_bridge_reads_them():
+    """Text in a numeric column (the connector gives numbers for numeric types; text would be a
+    driver's doing) is taken only when it is a complete number, as the bridge takes it."""
+    out = convert(["1", "-1.5", ".5", "1e3", "+2", b"7", None, 3, decimal.Decimal("0.25")], NUMBER, "x")
+    assert out[:6].tolist() == [1.0, -1.5, 0.5, 1000.0, 2.0, 7.0] and np.isnan(out[6]) and out[7:].tolist() == [3, 0.25]
+    assert convert_label(["1", None, 0], NUMBER, "y")[[0, 2]].tolist() == [1.0, 0.0]
+
+
+@pytest.mark.parametrize("text", ["1_000", " 1", "1 ", "0x10", "nan", "inf", "1e", ".", "", "\u0661\u0662"])
+def test_text_that_is_not_a_complete_number_is_an_error_naming_the_column(text):
+    fix = "TRIM()" if text.strip() == "1" else "plain decimal number"
+    for values in ([1.0, text], [None, text], [text]):
+        with pytest.raises(MlbridgeError, match=f"^mlbridge: the column 'x' holds the text {re.escape(repr(text))}, "
+                                                f"which is not a number: .*{re.escape(fix)}"):
+            convert(values, NUMBER, "x")
+    with pytest.raises(MlbridgeError, match="the column 'y' holds the text"):
+        convert_label([1, text], NUMBER, "y")
+    with pytest.raises(ValueRefused):  # and the bridge refuses it to serve
+        convert_value(text, Input("x", "float32"))
 
 
 def test_text_values_match_what_the_bridge_sends():

@@ -31,6 +31,7 @@ import mysql.connector
 import numpy as np
 
 from mlbridge import db
+from mlbridge.bridge.rows import text_problem
 from mlbridge.config import Dsn
 from mlbridge.db import quote_ident
 from mlbridge.errors import MlbridgeError
@@ -83,20 +84,45 @@ def _text(v) -> str:
     return str(v)
 
 
-def convert(values, kind: str) -> np.ndarray:
-    """One column of a block as the model input takes it: float32 for NUMBER, text otherwise."""
+_TEXT = frozenset({str, bytes, bytearray})
+
+
+def _number(value, name: str | None) -> float:
+    """One value of a numeric column as a float (NaN for NULL). Text is taken only when it is a
+    complete number, as the bridge takes it (rows.NUMBER_TEXT): numpy and float() would read
+    `1_000` as 1000, ` 1 ` as 1 and `nan` as a NULL."""
+    if value is None:
+        return np.nan
+    if isinstance(value, (bytes, bytearray)):
+        value = bytes(value).decode("utf-8", "replace")
+    if isinstance(value, str):
+        problem = text_problem(value)
+        if problem:
+            shown = value if len(value) <= 40 else value[:37] + "..."
+            column = "a numeric column" if name is None else f"the column {name!r}"
+            raise MlbridgeError(f"mlbridge: {column} holds the text {shown!r}, which is not a number: {problem}")
+    return float(value)
+
+
+def convert(values, kind: str, name: str | None = None) -> np.ndarray:
+    """One column of a block as the model input takes it: float32 for NUMBER, text otherwise.
+    `name` is the column's, for the error a value that is no number makes."""
     if kind == NUMBER:
-        try:
+        # Numbers in one numpy call (NULL becomes NaN, DECIMAL a float); text value by value:
+        # given a dtype, numpy would parse text itself, leniently.
+        array = np.array(values)
+        if array.dtype.kind in "fiub":
+            return array.astype(np.float32)
+        if array.dtype.kind == "O" and not _TEXT.intersection(map(type, values)):
             return np.array(values, dtype=np.float64).astype(np.float32)
-        except (TypeError, ValueError):
-            return np.array([np.nan if v is None else float(v) for v in values], dtype=np.float64).astype(np.float32)
+        return np.array([_number(v, name) for v in values], dtype=np.float64).astype(np.float32)
     return np.array([_text(v) for v in values], dtype=object)
 
 
-def convert_label(values, kind: str) -> np.ndarray:
+def convert_label(values, kind: str, name: str | None = None) -> np.ndarray:
     """The label column: float64 numbers (NaN for NULL), or text (None for NULL)."""
     if kind == NUMBER:
-        return np.array([np.nan if v is None else float(v) for v in values], dtype=np.float64)
+        return np.array([_number(v, name) for v in values], dtype=np.float64)
     return np.array([None if v is None else _text(v) for v in values], dtype=object)
 
 
@@ -235,8 +261,9 @@ class QuerySource:
                 keys = None if columns.key is None else cols[columns.key]
                 hashes = split.row_hashes(keys, rows)
                 yield Block(
-                    {name: convert(cols[pos], kind) for name, pos, kind in zip(names, columns.features, kinds)},
-                    np.zeros(len(rows)) if columns.label is None else convert_label(cols[columns.label], columns.label_kind),
+                    {name: convert(cols[pos], kind, name) for name, pos, kind in zip(names, columns.features, kinds)},
+                    np.zeros(len(rows)) if columns.label is None
+                    else convert_label(cols[columns.label], columns.label_kind, columns.label_name),
                     split.assign(hashes, validation, test),
                     hashes,
                 )
