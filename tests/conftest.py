@@ -4,6 +4,7 @@ and bridge as processes."""
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -15,6 +16,10 @@ from mlbridge.db.install import install
 from mlbridge.db.local import LocalServer
 
 from .procs import start_bridge, start_model_server
+
+# A developer's own password and settings file would be added to the tests' passwordless DSNs.
+for _name in ("MLBRIDGE_DB_PASSWORD", "MLBRIDGE_SETTINGS"):
+    os.environ.pop(_name, None)
 
 
 @pytest.fixture(scope="session")

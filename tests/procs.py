@@ -24,8 +24,8 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def _env() -> dict:
-    env = dict(os.environ)
+def _env(extra: dict | None = None) -> dict:
+    env = {**os.environ, **(extra or {})}
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     env["PYTHONUNBUFFERED"] = "1"
     return env
@@ -61,10 +61,11 @@ class Process:
         return self.proc.returncode
 
 
-def spawn(args: list[str], log: Path) -> Process:
+def spawn(args: list[str], log: Path, env: dict | None = None) -> Process:
+    """Start `args` with its output in `log`; `env`: variables added to this process's own."""
     handle = open(log, "ab")
     proc = subprocess.Popen(args, stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                            env=_env(), cwd=REPO)
+                            env=_env(env), cwd=REPO)
     handle.close()
     return Process(proc, log)
 
@@ -98,8 +99,10 @@ def start_model_server(model_base: Path, workdir: Path, port: int | None = None,
 
 @contextlib.contextmanager
 def start_bridge(dsn: Dsn, server: str, workdir: Path, *extra: str):
+    """A bridge process on `dsn`, given in MLBRIDGE_DSN rather than argv, where `ps` would show its password."""
     log = workdir / f"bridge-{time.monotonic_ns()}.log"
-    process = spawn([sys.executable, "-m", "mlbridge", "bridge", "--dsn", str(dsn), "--server", server, *extra], log)
+    process = spawn([sys.executable, "-m", "mlbridge", "bridge", "--server", server, *extra], log,
+                    env={"MLBRIDGE_DSN": str(dsn)})
     try:
         yield process
     finally:

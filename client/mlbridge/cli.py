@@ -63,6 +63,7 @@ def cmd_db_local(args) -> int:
     from .db.local import LocalServer
 
     server = LocalServer.default()
+    server.tls = args.tls
     if args.action == "start":
         dsn = server.start()
         print(dsn)
@@ -185,8 +186,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mlbridge", description="TensorFlow predictions from MySQL.")
     parser.add_argument("--version", action="version", version=f"mlbridge {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log more")
+    parser.add_argument("--settings", metavar="PATH",
+                        help="TOML settings file with a [database] section: dsn, password, ssl_* "
+                             "(default: $MLBRIDGE_SETTINGS); keeps the password off the command line")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    dsn_help = "mysql://user:pass@host:port/mlbridge (default: $MLBRIDGE_DSN, else the private database)"
+    dsn_help = ("mysql://user@host:port/mlbridge?ssl_ca=... (default: $MLBRIDGE_DSN, else the settings file's, "
+                "else the private database); the password from $MLBRIDGE_DB_PASSWORD or the settings file")
 
     db = sub.add_parser("db", help="install the schema, run a private database")
     dbsub = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
@@ -205,6 +210,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_db_grant)
     p = dbsub.add_parser("local", help="private MySQL/MariaDB instance under .run/")
     p.add_argument("action", choices=["start", "stop", "status"])
+    p.add_argument("--tls", action="store_true",
+                   help="start with TLS: a throwaway CA under .run/db/tls/, TCP clients must use TLS, "
+                        "the DSN carries ssl_ca")
     p.set_defaults(func=cmd_db_local)
 
     p = sub.add_parser("serve", help="host the SavedModels of a model base (TF Serving gRPC API)")
@@ -294,6 +302,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.settings:  # through the environment, so that processes this one starts read it too
+        os.environ["MLBRIDGE_SETTINGS"] = os.path.abspath(args.settings)
     # Before TensorFlow loads (serve, train, evaluate): keep its C++ start-up chatter out of the way.
     # -v shows them all.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0" if args.verbose else "3")

@@ -13,7 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from .config import resolve_dsn
+from .config import Dsn, given_dsn
 from .db.install import install
 from .errors import MlbridgeError
 
@@ -44,18 +44,26 @@ def _stop(procs: list[tuple[str, subprocess.Popen]], timeout: float = 20.0) -> N
             proc.wait()
 
 
+def child_env(dsn: Dsn) -> dict[str, str]:
+    """The environment of a child that connects to `dsn`: the whole DSN in MLBRIDGE_DSN, where
+    `ps` does not show it (argv is readable by every user, /proc/PID/environ by the owner alone).
+    It is complete already, so the password and settings it was completed from are left out."""
+    env = {k: v for k, v in os.environ.items() if k not in ("MLBRIDGE_DB_PASSWORD", "MLBRIDGE_SETTINGS")}
+    env["MLBRIDGE_DSN"] = str(dsn)
+    return env
+
+
 def up(dsn_flag: str | None, base: Path, port: int, ready_file: str | None = None) -> int:
     from .db.local import LocalServer
 
     local = None
-    if not dsn_flag and not os.environ.get("MLBRIDGE_DSN"):
+    dsn = given_dsn(dsn_flag)
+    started_db = False
+    if dsn is None:
         local = LocalServer.default()
         started_db = local.pid() is None
         dsn = local.start()
         log.info("up: private database %s", dsn)
-    else:
-        started_db = False
-        dsn = resolve_dsn(dsn_flag)
     procs: list[tuple[str, subprocess.Popen]] = []
     stopping = {"signal": None}
 
@@ -76,8 +84,8 @@ def up(dsn_flag: str | None, base: Path, port: int, ready_file: str | None = Non
             procs.append(("model server", server))
             _wait_for_file(server_ready, server, "model server", timeout=180)
             bridge = subprocess.Popen(
-                [sys.executable, "-m", "mlbridge", "bridge", "--dsn", str(dsn), "--server", f"127.0.0.1:{port}"],
-                start_new_session=True,
+                [sys.executable, "-m", "mlbridge", "bridge", "--server", f"127.0.0.1:{port}"],
+                env=child_env(dsn), start_new_session=True,
             )
             procs.append(("bridge", bridge))
             trainer = subprocess.Popen(
@@ -88,7 +96,7 @@ def up(dsn_flag: str | None, base: Path, port: int, ready_file: str | None = Non
             print(f"mlbridge up: database {dsn.redacted()}, model server 127.0.0.1:{port} ({base}), bridge and trainer running; "
                   "Ctrl-C stops all", flush=True)
             if ready_file:
-                Path(ready_file).write_text(f"{dsn}\n")
+                Path(ready_file).write_text(f"{dsn.redacted()}\n")
             while stopping["signal"] is None:
                 for name, proc in procs:
                     if proc.poll() is not None:

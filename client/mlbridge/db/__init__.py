@@ -35,7 +35,21 @@ def connect(dsn: Dsn, *, database: bool = True, autocommit: bool = True, **extra
     try:
         return mysql.connector.connect(**args)
     except mysql.connector.Error as exc:
-        raise MlbridgeError(f"mlbridge: cannot connect to {dsn.redacted()}: {exc.msg}") from exc
+        raise MlbridgeError(f"mlbridge: cannot connect to {dsn.redacted()}: {exc.msg}{_tls_hint(exc, args)}") from exc
+
+
+CR_SSL_CONNECTION_ERROR = 2026
+
+
+def _tls_hint(exc, args: dict) -> str:
+    """What to fix when the TLS handshake failed: OpenSSL's words alone do not say."""
+    if exc.errno != CR_SSL_CONNECTION_ERROR and "CERTIFICATE_VERIFY_FAILED" not in str(exc.msg):
+        return ""
+    if "verify" in str(exc.msg).lower() and args.get("ssl_ca"):
+        return (f"; the server's certificate does not check out against ssl_ca={args['ssl_ca']}: give the CA that "
+                "signed it" + (", and a host the certificate names" if args.get("ssl_verify_identity") else "")
+                + " (or ssl_verify_cert=false to skip the check)")
+    return "; check the DSN's ssl_* options (README: TLS and credentials), or ssl_disabled=true for a server without TLS"
 
 
 def have_cext() -> bool:

@@ -3,6 +3,11 @@
 Initialised from the machine's own `mariadbd` (or `mysqld`) binary, with its own data folder,
 port and socket under `.run/db/`, stopped by its own pid. Nothing else on the machine is touched:
 a system server on 3306 keeps running beside it.
+
+With TLS (`LocalServer(root, tls=True)`, `mlbridge db local start --tls`) it gets a throwaway
+certificate authority under `root/tls/` (db/certs.py), refuses TCP clients that do not use TLS
+(require_secure_transport; the socket stays open to the owner), and its DSN carries ssl_ca, so
+clients verify the server's certificate.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from pathlib import Path
 
 from ..config import Dsn, run_dir
 from ..errors import MlbridgeError
+from . import certs
 
 SEARCH_PATH = ["/usr/sbin", "/usr/local/sbin", "/usr/libexec", "/usr/local/mysql/bin"]
 
@@ -77,9 +83,10 @@ def pid_alive(pid: int) -> bool:
 
 @dataclass
 class LocalServer:
-    """The private server whose files live in `root` (default `.run/db`)."""
+    """The private server whose files live in `root` (default `.run/db`); `tls`: start it with TLS."""
 
     root: Path
+    tls: bool = False
 
     @classmethod
     def default(cls) -> LocalServer:
@@ -109,6 +116,16 @@ class LocalServer:
     def dsn_file(self) -> Path:
         return self.root / "dsn"
 
+    @property
+    def tls_dir(self) -> Path:
+        """The CA certificate, the server's certificate and key, a client certificate and key."""
+        return self.root / "tls"
+
+    @property
+    def tls_marker(self) -> Path:
+        """Present while the server was last started with TLS: its DSN then carries ssl_ca."""
+        return self.root / "tls-on"
+
     def pid(self) -> int | None:
         try:
             pid = int(self.pid_file.read_text().strip())
@@ -126,7 +143,10 @@ class LocalServer:
         port = self.port()
         if port is None:
             raise MlbridgeError("mlbridge: the private database has never been started: `mlbridge db local start`")
-        return Dsn(user="root", host="127.0.0.1", port=port, database=database)
+        options = {}
+        if self.tls_marker.exists():
+            options = {"ssl_ca": str(self.tls_dir / certs.CA), "ssl_verify_cert": "true"}
+        return Dsn(user="root", host="127.0.0.1", port=port, database=database, options=options)
 
     # -- life cycle -------------------------------------------------------------------------
 
@@ -156,8 +176,12 @@ class LocalServer:
         tmp.rename(self.datadir)
 
     def start(self, timeout: float = 60.0) -> Dsn:
-        """Start the server (initialising it on first use); return its DSN. Idempotent."""
+        """Start the server (initialising it on first use); return its DSN. Idempotent: a running
+        server is left as it runs, and its DSN returned (with or without TLS)."""
         if self.pid():
+            if self.tls and not self.tls_marker.exists():
+                raise MlbridgeError("mlbridge: the private database runs without TLS: stop it first "
+                                    "(`mlbridge db local stop`), then start it with --tls")
             self._write_dsn()
             return self.dsn()
         binary = server_binary()
@@ -184,6 +208,13 @@ class LocalServer:
             # SKIP LOCKED with replication needs row-based binary logs; harmless without them.
             "--binlog-format=ROW",
         ]
+        if self.tls:
+            folder = certs.ensure_authority(self.tls_dir)
+            args += [f"--ssl-ca={folder / certs.CA}", f"--ssl-cert={folder / certs.SERVER_CERT}",
+                     f"--ssl-key={folder / certs.SERVER_KEY}", "--require-secure-transport=ON"]
+            self.tls_marker.touch()
+        else:
+            self.tls_marker.unlink(missing_ok=True)
         with open(self.root / "mysqld.out", "ab") as out:
             proc = subprocess.Popen(
                 args, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
@@ -257,6 +288,7 @@ class LocalServer:
             "running": pid is not None,
             "pid": pid,
             "port": self.port(),
+            "tls": self.tls_marker.exists(),
             "socket": str(self.socket),
             "datadir": str(self.datadir),
             "dsn": str(self.dsn()) if self.port() else None,
