@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: all venv db-server proto proto-check lint demo test test-unit bench bench-dataset quality clean distclean
+.PHONY: all venv db-server proto proto-check lint demo test test-unit bench bench-fairness bench-dataset quality clean distclean
 
 all: test
 
@@ -54,6 +54,11 @@ BENCH_ROWS ?= 1000000
 BENCH_BRIDGES ?= 1
 bench: venv db-server
 	$(BIN)/python bench/bench.py --rows $(BENCH_ROWS) --bridges $(BENCH_BRIDGES)
+
+# One account's huge request beside another account's small call (fair claiming, per-account limits).
+FAIRNESS_ROWS ?= 1000000
+bench-fairness: venv db-server
+	$(BIN)/python bench/fairness.py --rows $(FAIRNESS_ROWS)
 
 # The trainer's tf.data Dataset over a 10M-row table: memory and rows/s by number of readers.
 DATASET_ROWS ?= 10000000

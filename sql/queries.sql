@@ -310,6 +310,9 @@ SELECT COLUMN_NAME FROM information_schema.COLUMNS
 -- ---------------------------------------------------------------------------------------------
 -- Trigger streams (migration 0009): the bridges drain mlbridge.inbox.
 
+-- name: inbox_any
+SELECT 1 FROM inbox LIMIT 1;
+
 -- name: inbox_take
 -- The oldest inbox rows no other bridge is taking, locked until their scores are written.
 SELECT id, stream, row_key, features FROM inbox ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED;

@@ -113,8 +113,8 @@ def start_bridge(dsn: Dsn, server: str, workdir: Path, *extra: str):
 def start_trainer(dsn: Dsn, model_base: Path, workdir: Path, *extra: str):
     """A real trainer worker (`mlbridge trainer`) for the jobs of train_model, score_model and explain_model."""
     log = workdir / f"trainer-{time.monotonic_ns()}.log"
-    process = spawn([sys.executable, "-m", "mlbridge", "trainer", "--dsn", str(dsn), "--model-base", str(model_base),
-                     "--poll", "0.2", *extra], log)
+    process = spawn([sys.executable, "-m", "mlbridge", "trainer", "--model-base", str(model_base), "--poll", "0.2",
+                     *extra], log, env={"MLBRIDGE_DSN": str(dsn)})
     try:
         yield process
     finally:

@@ -3,9 +3,11 @@
 #   1. start a private MariaDB/MySQL under .run/demo and install schema mlbridge
 #   2. load scikit-learn's breast cancer data into demo.breast_cancer
 #   3. train a model on it, streamed from MySQL into TensorFlow (mlbridge train)
-#   4. start the model server and the bridge (mlbridge up)
+#   4. start the model server, the bridge and the trainer worker (mlbridge up)
 #   5. score every row with CALL mlbridge.predict_scores from the command-line SQL client
-#   6. print a sample of the scores and the accuracy; stop everything that was started
+#   6. print a sample of the scores and the accuracy; a table of scores; one row online
+#   7. train, score and explain from SQL (train_model, score_model, explain_model)
+#   8. stop everything that was started
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export MLBRIDGE_RUN_DIR="$PWD/.run/demo"
@@ -43,7 +45,7 @@ mlbridge train --query "SELECT * FROM demo.breast_cancer" --label benign --model
   ROUND(JSON_VALUE(metrics, '$.auc'), 4) AS test_auc, ROUND(JSON_VALUE(metrics, '$.accuracy'), 4) AS test_accuracy
   FROM mlbridge.models"
 
-step "serve: mlbridge up (model server + bridge)"
+step "serve: mlbridge up (model server + bridge + trainer worker)"
 server_port=$(python -c "import socket; s=socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])")
 ready="$MLBRIDGE_RUN_DIR/up.ready"
 rm -f "$ready"
@@ -80,5 +82,19 @@ step "one row, online: predict_row"
 features=$(python examples/breast_cancer.py features)
 echo "mariadb> CALL mlbridge.predict_row('breast_cancer', (SELECT JSON_OBJECT('mean_radius', mean_radius, ...) FROM demo.breast_cancer WHERE id = 1));"
 "${SQL[@]}" --table -e "CALL mlbridge.predict_row('breast_cancer', (SELECT $features FROM demo.breast_cancer WHERE id = 1))"
+
+step "the model life cycle from SQL: train_model, score_model, explain_model"
+query="CALL mlbridge.train_model('breast_cancer_sql', 'SELECT * FROM demo.breast_cancer', 'benign', '{\"model_type\": \"linear\"}')"
+echo "mariadb> $query;"
+request=$("${SQL[@]}" --batch --skip-column-names -e "$query")
+echo "request $request: the trainer worker trains it; request_status shows the epoch and loss"
+"${SQL[@]}" --vertical -e "CALL mlbridge.request_wait($request, 600)" | grep -E '^ *(status|model|progress|seconds):'
+"${SQL[@]}" --table -e "SELECT name, version, state, model_type, trained_by FROM mlbridge.models WHERE name = 'breast_cancer_sql'"
+query="CALL mlbridge.score_model('breast_cancer', 'SELECT * FROM demo.breast_cancer', 'benign', '{\"test_only\": true}')"
+echo "mariadb> $query;"
+"${SQL[@]}" --table -e "$query"
+query="CALL mlbridge.explain_model('breast_cancer', 'SELECT * FROM demo.breast_cancer', 'benign', NULL)"
+echo "mariadb> $query;  (the five most important columns)"
+"${SQL[@]}" --batch -e "$query" | head -n 6 | (command -v column >/dev/null && column -t -s $'\t' || cat)
 
 step "done: stopping the bridge, the model server and the database"

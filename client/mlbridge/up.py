@@ -89,12 +89,12 @@ def up(dsn_flag: str | None, base: Path, port: int, ready_file: str | None = Non
             )
             procs.append(("bridge", bridge))
             trainer = subprocess.Popen(
-                [sys.executable, "-m", "mlbridge", "trainer", "--dsn", str(dsn), "--model-base", str(base)],
-                start_new_session=True,
+                [sys.executable, "-m", "mlbridge", "trainer", "--model-base", str(base)],
+                env=child_env(dsn), start_new_session=True,
             )
             procs.append(("trainer", trainer))
-            print(f"mlbridge up: database {dsn.redacted()}, model server 127.0.0.1:{port} ({base}), bridge and trainer running; "
-                  "Ctrl-C stops all", flush=True)
+            print(f"mlbridge up: database {dsn.redacted()}, model server 127.0.0.1:{port} ({base}), bridge and "
+                  "trainer running; Ctrl-C stops all", flush=True)
             if ready_file:
                 Path(ready_file).write_text(f"{dsn.redacted()}\n")
             while stopping["signal"] is None:

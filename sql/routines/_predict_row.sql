@@ -65,7 +65,7 @@ BEGIN
       SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = v_msg;
     END IF;
     IF (v_dtype LIKE 'float%' OR v_dtype LIKE '%int%' OR v_dtype = 'bfloat16') AND v_type NOT IN ('NULL', 'INTEGER', 'UNSIGNED INTEGER', 'DOUBLE', 'DECIMAL', 'BOOLEAN')
-       AND NOT (v_type = 'STRING' AND JSON_UNQUOTE(v_value) REGEXP '^[[:space:]]*[+-]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][+-]?[0-9]+)?[[:space:]]*$') THEN
+       AND NOT (v_type = 'STRING' AND JSON_UNQUOTE(v_value) REGEXP '^[+-]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][+-]?[0-9]+)?$') THEN
       SET v_msg = LEFT(CONCAT('mlbridge: feature "', LEFT(v_input, 64), '" is ', LEFT(v_value, 40),
                               ', not a number (model input type ', v_dtype, ')'), {{message_max}});
       SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = v_msg;

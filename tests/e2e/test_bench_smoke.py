@@ -25,6 +25,16 @@ def test_bench_smoke():
     assert "predict_scores / direct" in done.stdout and result["bridge_peak_rss_mb"] > 0
 
 
+def test_fairness_bench_smoke():
+    done = subprocess.run([sys.executable, str(REPO / "bench" / "fairness.py"), "--rows", "20000", "--quick"],
+                          capture_output=True, text=True, timeout=600, cwd=REPO,
+                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["heavy_status"] == "done" and result["light_alone_s"] > 0 and result["light_beside_heavy_s"] > 0
+    assert sum(result["concurrent"].values()) == 4 and set(result["concurrent"]) <= {"queued", "refused"}
+
+
 def test_dataset_bench_smoke():
     done = subprocess.run([sys.executable, str(REPO / "bench" / "dataset.py"), "--rows", "20000", "--quick"],
                           capture_output=True, text=True, timeout=600, cwd=REPO)

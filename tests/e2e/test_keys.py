@@ -12,13 +12,7 @@ from ..procs import parse_tsv, sql_cli
 REPEATS = "repeats in this request (key column `k`)"
 
 
-class RowsTableCreatedTwice(AssertionError):
-    """The known failure of WIDE_KEY_FAILS below, told apart from any other."""
-
-
 def _rows(done) -> list[dict]:
-    if "ERROR 1050" in done.stderr and "Table 'rows_" in done.stderr:
-        raise RowsTableCreatedTwice(done.stderr)
     assert done.returncode == 0, done.stderr
     return parse_tsv(done.stdout)
 
@@ -107,18 +101,10 @@ def test_no_pad_collation_keys_differ_by_trailing_spaces(dsn, db, bc_model, bc_s
         assert float(by_key[key]["score"]) == pytest.approx(bc_scores[str(i)], abs=1e-6)
 
 
-# MariaDB 10.11 indexes a text key wider than 3072 bytes (TEXT, or VARCHAR over 768 utf8mb4
-# characters) by a prefix and says so in Note 1071; _enqueue_predict's CONTINUE HANDLER FOR 1071
-# takes the note for a failed CREATE and creates the rows table again: ERROR 1050, the request fails.
-WIDE_KEY_FAILS = pytest.mark.xfail(
-    raises=RowsTableCreatedTwice, strict=True, reason="sql/routines/_enqueue_predict.sql: a key over 3072 bytes fails the request on MariaDB with "
-                        "ERROR 1050 Table 'rows_N' already exists (the handler for 1071 fires on the Note of a "
-                        "CREATE that succeeded, and the CREATE runs again)")
-
-
+# Keys wider than an index may be (3072 bytes: TEXT, or VARCHAR over 768 utf8mb4 characters)
+# get a shortened index, which MariaDB 10.11 reports as Note 1071 with the table created.
 @pytest.mark.parametrize("collation, repeats", [("utf8mb4_general_ci", {"A", "a", " "}), ("utf8mb4_bin", {" "})])
-@pytest.mark.parametrize("key_type", ["VARCHAR(700)", pytest.param("TEXT", marks=WIDE_KEY_FAILS),
-                                      pytest.param("VARCHAR(1000)", marks=WIDE_KEY_FAILS)])
+@pytest.mark.parametrize("key_type", ["VARCHAR(700)", "TEXT", "VARCHAR(1000)"])
 def test_long_text_keys_compare_whole_with_their_collation(dsn, db, bc_model, key_type, collation, repeats):
     """Text keys are grouped by their first 255 characters, then compared whole, with the
     collation: past the prefix, case counts only in utf8mb4_bin, and a trailing blank in neither."""
@@ -134,8 +120,8 @@ def test_long_text_keys_compare_whole_with_their_collation(dsn, db, bc_model, ke
     assert all(r["error"] is None and r["score"] is not None for r in rows if r["row_key"][300:] not in failed)
 
 
-def test_a_text_key_cast_to_a_narrower_varchar_is_the_workaround(dsn, db, bc_model, bc_scores):
-    """docs/keys.md's way around WIDE_KEY_FAILS: the key as VARCHAR(512) in its own collation."""
+def test_a_text_key_cast_to_a_narrower_varchar_keeps_its_collation(dsn, db, bc_model, bc_scores):
+    """A key selected as VARCHAR(512) with COLLATE compares as that collation says."""
     keys = {1: "R18", 2: "r18", 3: "x", 4: "x "}
     _keyed(db, "keys_text", "TEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin", keys)
     query = "SELECT CAST(k AS CHAR(512)) COLLATE utf8mb4_bin AS k512, b.* FROM demo.keys_text AS b"
@@ -176,8 +162,7 @@ def _column(db, schema: str, table: str, column: str) -> tuple:
         ("VARCHAR(30) CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci", {1: "R18", 2: "é", 3: "x"}),
         ("CHAR(8) CHARACTER SET latin1 COLLATE latin1_general_cs", {1: "R18", 2: "r18", 3: "x"}),
         ("VARCHAR(768) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin", {1: "R18", 2: "r18", 3: "k" * 768}),
-        pytest.param("TEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin", {1: "R18", 2: "r18", 3: "k" * 300},
-                     marks=WIDE_KEY_FAILS),
+        ("TEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin", {1: "R18", 2: "r18", 3: "k" * 300}),
         ("INT UNSIGNED", {1: 4294967295, 2: 0, 3: 18}),
         ("BIGINT", {1: -2**63, 2: 2**63 - 1, 3: 18}),
         ("DECIMAL(12,3)", {1: "1.500", 2: "-2.250", 3: "0.000"}),

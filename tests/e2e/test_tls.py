@@ -15,7 +15,8 @@ import pytest
 
 from mlbridge.config import Dsn
 from mlbridge.db import certs, connect
-from mlbridge.db.install import install
+from mlbridge.db.accounts import Account, grant
+from mlbridge.db.install import DEFINER, install
 from mlbridge.db.local import LocalServer
 from mlbridge.errors import MlbridgeError
 
@@ -37,6 +38,7 @@ def tls(tmp_path_factory):
         cur.execute("CREATE USER 'certified'@'%' REQUIRE X509")
         for user in ("app", "certified"):
             cur.execute(f"GRANT ALL PRIVILEGES ON *.* TO '{user}'@'%'")
+            grant(conn, root.database, Account(user), "mlbridge_user", DEFINER)  # registered: it calls the routines
         conn.close()
         yield server, root
     finally:

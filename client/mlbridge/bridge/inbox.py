@@ -85,6 +85,9 @@ def _columns(rows: list[tuple], names: list[str]) -> tuple[ChunkRows, dict[int, 
 def drain(conn, client: sc.ModelServerClient, catalog: Catalog, limit: int = BATCH) -> int:
     """Score up to `limit` inbox rows; how many were taken (0: the inbox is empty, or the model
     server is unreachable and they were given back)."""
+    # An idle bridge looks every half second: a plain read, no transaction, no lock, until rows come.
+    if fetch_one(conn, "inbox_any") is None:
+        return 0
     conn.start_transaction()
     try:
         cur = conn.cursor()
