@@ -39,6 +39,7 @@ BEGIN
   DECLARE v_request BIGINT UNSIGNED;
   DECLARE v_status VARCHAR(16);
   DECLARE v_msg VARCHAR(512);
+  DECLARE v_created BOOLEAN DEFAULT FALSE;
 
   CALL _no_transaction('predict_table');
   SET p_options = NULLIF(TRIM(p_options), '');
@@ -102,6 +103,7 @@ BEGIN
     PREPARE mlbridge_stmt FROM @mlbridge_sql;
     EXECUTE mlbridge_stmt;
     DEALLOCATE PREPARE mlbridge_stmt;
+    SET v_created = TRUE;
   END IF;
   -- The caller must be able to write the output; find out now, not after the scoring.
   SET @mlbridge_sql = CONCAT('INSERT INTO ', v_output, ' (`', REPLACE(v_key, '`', '``'),
@@ -111,8 +113,26 @@ BEGIN
   DEALLOCATE PREPARE mlbridge_stmt;
   SET @mlbridge_sql = NULL;
 
-  CALL _attest();
-  CALL _enqueue_predict(CONCAT(v_name, ':', v_version), v_key, p_options, v_output, v_request);
+  -- An output this call created goes again if queueing fails (a limit reached, say), so that the
+  -- same call works once the cause is gone.
+  BEGIN
+    DECLARE EXIT HANDLER FOR SQLEXCEPTION
+    BEGIN
+      IF v_created THEN
+        BEGIN
+          DECLARE CONTINUE HANDLER FOR SQLEXCEPTION BEGIN END;
+          SET @mlbridge_sql = CONCAT('DROP TABLE IF EXISTS ', v_output);
+          PREPARE mlbridge_stmt FROM @mlbridge_sql;
+          EXECUTE mlbridge_stmt;
+          DEALLOCATE PREPARE mlbridge_stmt;
+          SET @mlbridge_sql = NULL;
+        END;
+      END IF;
+      RESIGNAL;
+    END;
+    CALL _attest();
+    CALL _enqueue_predict(CONCAT(v_name, ':', v_version), v_key, p_options, v_output, v_request);
+  END;
   IF v_async THEN
     SELECT v_request AS request_id;
   ELSE
