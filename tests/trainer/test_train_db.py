@@ -59,7 +59,7 @@ def test_catalog_row(cancer_model, tdsn, cancer_table):
     result, query = cancer_model
     conn = db.connect(tdsn)
     cur = conn.cursor(dictionary=True)
-    cur.execute("SELECT * FROM models WHERE name = %s", (MODEL,))
+    cur.execute("SELECT * FROM model_versions WHERE name = %s", (MODEL,))
     (row,) = cur.fetchall()
     conn.close()
     assert (row["version"], row["task"], row["state"], row["source"]) == (1, "binary", "available", "trainer")
@@ -71,6 +71,7 @@ def test_catalog_row(cancer_model, tdsn, cancer_table):
         {"name": "label", "dtype": "int64", "shape": [-1]},
     ]
     assert (row["score_output"], row["label"], row["trained_on"]) == ("score", "target", query)
+    assert row["trained_by"] == "root@localhost"  # the account of the trainer's session
     metrics = json.loads(row["metrics"])
     assert metrics["on"] == "test" and metrics["auc"] == pytest.approx(result.metrics["auc"])
     assert metrics["rows_test"] == result.rows_test
@@ -165,7 +166,7 @@ def test_catalog_ahead_of_disk_moves_the_number_on(tdsn, tmp_path):
     cur = conn.cursor()
     cur.execute(
         db.query("record_model_version"),
-        ("tr_elsewhere", 4, "binary", "mlp", "[]", "[]", "score", "y", "{}", "SELECT 1"),
+        ("tr_elsewhere", 4, "binary", "mlp", "[]", "[]", "score", "y", "{}", "SELECT 1", None),
     )
     conn.close()
     assert store.next_version(tmp_path / "tr_elsewhere", store.catalog_max_version(tdsn, "tr_elsewhere")) == 5
