@@ -55,6 +55,45 @@ def test_an_upgrade_keeps_queued_work_and_it_finishes(dsn, bc_model, bc_features
         conn.close()
 
 
+def test_the_previous_release_upgrades_with_its_typed_work_and_bare_owners(dsn, bc_model, bc_features, model_server,
+                                                                          tmp_path):
+    """The release before accounts, trainer jobs and the catalog view (migrations up to 0003): a
+    typed-rows request queued by user name `root`, upgraded in place, is scored and stays root's."""
+    target = Dsn(**{**dsn.__dict__, "database": "mlbridge_previous"})
+    install(target, upto="0003_model_types")
+    conn = connect(target)
+    cur = conn.cursor()
+    data = data_schema(target.database)
+    try:
+        cur.execute("INSERT INTO models (name, version, inputs, outputs, score_output, source) "
+                    "SELECT name, version, inputs, outputs, score_output, source FROM mlbridge.models "
+                    "WHERE name = 'bc' AND version = %s", (bc_model["version"],))
+        cur.execute("INSERT INTO requests (kind, owner, model_name, model_version, inputs, key_column, status, "
+                    "rows_total) VALUES ('predict', 'root', 'bc', %s, %s, 'id', 'pending', 5)",
+                    (bc_model["version"], json.dumps(bc_features)))
+        request = cur.lastrowid
+        columns = ", ".join(f"`{f}` AS i{i}" for i, f in enumerate(bc_features, 1))
+        cur.execute(f"CREATE TABLE {quote_ident(data)}.rows_{request} (PRIMARY KEY (seq)) "
+                    f"SELECT id AS seq, id AS k, {columns} FROM demo.breast_cancer WHERE id <= 5")
+        cur.execute("UPDATE requests SET rows_table = %s WHERE id = %s", (f"rows_{request}", request))
+        cur.execute("INSERT INTO predict_queue (request_id, seq_from, seq_to, model_name, model_version, priority) "
+                    "VALUES (%s, 1, 5, 'bc', %s, 1)", (request, bc_model["version"]))
+
+        upgraded = install(target)
+        assert upgraded.migrations_applied == [p.stem for p in migration_files()][3:]
+        cur.execute("SELECT owner FROM requests WHERE id = %s", (request,))
+        assert cur.fetchone()[0] == "root@localhost"
+        with start_bridge(target, model_server.target, tmp_path):
+            status = parse_tsv(sql_cli(target, f"CALL mlbridge_previous.request_wait({request}, 60)").stdout)[0]
+            assert (status["status"], status["rows_done"]) == ("done", "5")
+            scored = parse_tsv(sql_cli(target, f"CALL mlbridge_previous.request_results({request})").stdout)
+            assert [r["row_key"] for r in scored] == ["1", "2", "3", "4", "5"] and all(r["score"] for r in scored)
+    finally:
+        for name in (target.database, scratch_schema(target.database), data):
+            cur.execute(f"DROP DATABASE IF EXISTS {quote_ident(name)}")
+        conn.close()
+
+
 def _shape(cur, schema: str) -> dict:
     """What an install consists of: columns, indexes and routines (not the data)."""
     cur.execute("SELECT TABLE_NAME, COLUMN_NAME, ORDINAL_POSITION, COLUMN_TYPE, IS_NULLABLE, COLUMN_DEFAULT, "

@@ -156,6 +156,7 @@ class TrainerWorker:
         finally:
             beat.stopping.set()
             beat.join(5)
+            _release_memory()
         if not queue.done(job, result, version, {"phase": "done"}):
             log.info("trainer: request %d: the claim was gone when it finished; nothing written", job.request_id)
         else:
@@ -204,6 +205,18 @@ class TrainerWorker:
         found = explain(self.dsn, rows_query, job.label, model, self.model_base, key=key,
                         seed=int(options.get("seed", 0)), max_rows=EXPLAIN_ROWS, hooks=hooks)
         return found, None
+
+
+def _release_memory() -> None:
+    """One worker runs job after job: drop what Keras keeps of the last one's models (its graph
+    names and layers), so memory does not grow with the jobs run."""
+    import gc
+    import sys
+
+    keras = sys.modules.get("tf_keras")
+    if keras is not None:
+        keras.backend.clear_session()
+    gc.collect()
 
 
 def metric_rows(metrics: dict) -> list[dict]:
