@@ -18,6 +18,7 @@ BEGIN
   DECLARE v_async BOOLEAN;
   DECLARE v_timeout DOUBLE;
   DECLARE v_key VARCHAR(64);
+  DECLARE v_mode VARCHAR(16);
   DECLARE v_name VARCHAR(64);
   DECLARE v_version INT UNSIGNED DEFAULT NULL;
   DECLARE v_inputs LONGTEXT DEFAULT NULL;
@@ -48,7 +49,7 @@ BEGIN
   IF p_kind IS NULL OR p_kind NOT IN ('train', 'score', 'explain') THEN
     SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'mlbridge: a job is train, score or explain';
   END IF;
-  CALL _job_options(p_options, p_kind, v_async, v_timeout, v_key);
+  CALL _parse_options(p_options, p_kind, v_async, v_timeout, v_key, v_mode);
   IF p_label IS NULL OR CHAR_LENGTH(p_label) NOT BETWEEN 1 AND 64 OR LOCATE(CHAR(0), p_label) > 0 THEN
     SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'mlbridge: the label must name a column of the query (1 to 64 characters)';
   END IF;

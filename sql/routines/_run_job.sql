@@ -10,9 +10,10 @@ BEGIN
   DECLARE v_async BOOLEAN;
   DECLARE v_timeout DOUBLE;
   DECLARE v_key VARCHAR(64);
+  DECLARE v_mode VARCHAR(16);
   DECLARE v_status VARCHAR(16);
   CALL _no_transaction(CONCAT(p_kind, '_model'));
-  CALL _job_options(p_options, p_kind, v_async, v_timeout, v_key);
+  CALL _parse_options(p_options, p_kind, v_async, v_timeout, v_key, v_mode);
   CALL _stage_rows(p_query);
   CALL _attest();
   CALL _enqueue_job(p_kind, p_model, p_label, p_query, p_options, o_request);

@@ -5,7 +5,7 @@
 -- key column (options.key, or `id` when present) only splits the rows. Follow it with
 -- request_status (progress: phase, epoch, loss), stop it with request_cancel, and read its test
 -- metrics with request_results once it is done; the new version is then in mlbridge.models and
--- served without a restart. Options: key, model_type, task, epochs, seed (see _job_options).
+-- served without a restart. Options: key, model_type, task, epochs, seed (see _parse_options).
 -- execute: mlbridge_user
 CREATE PROCEDURE train_model(IN p_model VARCHAR(255), IN p_query LONGTEXT, IN p_label VARCHAR(64),
                              IN p_options LONGTEXT)

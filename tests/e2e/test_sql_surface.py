@@ -263,7 +263,7 @@ def test_routines_are_defined_by_the_locked_account(catalog):
     public = {path.stem for path in routine_files()
               if not path.stem.startswith("_") and "mlbridge_user" in routine_roles(path.read_text())}
     assert invoker == public | {"_stage_query", "_stage_rows", "_run_job", "_write_output", "_parse_options",
-                                "_job_options", "_table_name", "_attest", "_no_transaction", "_select_text"}
+                                "_table_name", "_attest", "_no_transaction", "_select_text"}
     conn.close()
     locked = sql_cli(catalog, "SELECT 1", user="mlbridge_definer")
     assert locked.returncode != 0 and ("locked" in locked.stderr.lower() or "denied" in locked.stderr.lower())

@@ -30,6 +30,7 @@ import mysql.connector
 from ..config import Dsn
 from ..errors import MlbridgeError
 from . import SQL_DIR, connect, quote_ident
+from .accounts import flavor_of, register, register_role_holders
 
 DEFINER = "'mlbridge_definer'@'localhost'"
 # The longest SIGNAL message text: MySQL holds MESSAGE_TEXT to 128 characters and, in strict mode,
@@ -114,10 +115,7 @@ def install(dsn: Dsn, *, upto: str | None = None) -> InstallReport:
     conn = connect(dsn, database=False)
     try:
         cur = conn.cursor()
-        cur.execute("SELECT VERSION()")
-        version = cur.fetchone()[0]
-        flavor = "mariadb" if "mariadb" in version.lower() else "mysql"
-        report = InstallReport(schema=schema, flavor=flavor)
+        report = InstallReport(schema=schema, flavor=flavor_of(cur))
         cur.execute(f"SET SESSION sql_mode = '{SQL_MODE}'")
         cur.execute(f"CREATE DATABASE IF NOT EXISTS {quote_ident(schema)} CHARACTER SET utf8mb4")
         cur.execute(f"CREATE DATABASE IF NOT EXISTS {quote_ident(scratch_schema(schema))} CHARACTER SET utf8mb4")
@@ -244,8 +242,6 @@ def _routine_grants(cur, report: InstallReport) -> None:
 def _register(cur, report: InstallReport, definer: str | None) -> None:
     """Register the installing account (so it can call the routines it installed) and every
     account that holds a caller role."""
-    from .accounts import register, register_role_holders
-
     cur.execute("SELECT CURRENT_USER()")
     me = cur.fetchone()[0]
     if me and not me.startswith("@"):
