@@ -113,10 +113,13 @@ BEGIN
   -- The account's limits, checked under a lock of its own row in `accounts` only (so accounts
   -- never wait on each other), in the transaction that queues the request; and its chunks' place
   -- in the fair order (migration 0008): they start at the later of where the queue is now and
-  -- where this account's last chunk ended.
+  -- where this account's last chunk ended. Where the queue is now: its earliest pending chunk's
+  -- time at this priority; with none pending, every account has caught up, and it is the latest
+  -- time any account reached (not a chunk's: purged chunks take theirs with them, and a newcomer
+  -- starting at 0 would go ahead of everyone for as many rows as they had ever queued).
   SET v_priority = IF(p_output IS NULL, 1, 2);
   SET v_now = COALESCE((SELECT MIN(vtime) FROM predict_queue WHERE state = 'pending' AND priority = v_priority),
-                       (SELECT MAX(vtime) FROM predict_queue), 0);
+                       (SELECT MAX(vtime) FROM accounts), 0);
   START TRANSACTION;
   CALL _account_limits(v_owner, v_total, v_start);
   SET v_start = GREATEST(v_start, v_now);
