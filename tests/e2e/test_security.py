@@ -398,3 +398,16 @@ def test_a_refused_predict_table_leaves_no_output_behind(sec, db):
         assert call(sec, "sec_a", sql).returncode == 0
     finally:
         cur.execute("DROP DATABASE IF EXISTS sec_out")
+
+
+def test_a_newcomer_after_a_quiet_spell_does_not_go_ahead_of_old_accounts(sec, db):
+    """With nothing pending, new chunks start at the latest virtual time any account reached:
+    an account that has queued much in the past is not pushed back for as long as a newcomer
+    (starting from 0) would take to catch up."""
+    cur = db.cursor()
+    cur.execute("UPDATE mlbridge_sec.predict_queue SET state = 'cancelled' WHERE state = 'pending'")
+    cur.execute("UPDATE mlbridge_sec.requests SET status = 'cancelled' WHERE status IN ('pending', 'running')")
+    cur.execute("UPDATE mlbridge_sec.accounts SET vtime = IF(account = 'sec_a@%', 1e9, 0)")
+    newcomer = queue(sec, "sec_b", 50)
+    cur.execute("SELECT MIN(vtime) FROM mlbridge_sec.predict_queue WHERE request_id = %s", (newcomer,))
+    assert cur.fetchone()[0] >= 1e9
