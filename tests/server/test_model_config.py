@@ -176,3 +176,18 @@ def test_reload_with_a_bad_config_keeps_the_old_one(base):
         ModelServiceHandlers(reg).reload_config(request)
     assert info.value.code == grpc.StatusCode.INVALID_ARGUMENT and '"onnx"' in info.value.message
     assert reg.resolve("churn", None).version == 3
+
+
+def test_without_a_config_older_versions_are_start_loaded_on_demand(base):
+    from .test_registry import registry
+
+    reg = registry(base)
+    reg.scan()
+    handlers = ModelServiceHandlers(reg)
+    request = get_model_status_pb2.GetModelStatusRequest(model_spec=model_pb2.ModelSpec(name="churn"))
+    assert {s.version: s.state for s in handlers.get_model_status(request).model_version_status} == {
+        1: State.START, 2: State.START, 3: State.AVAILABLE
+    }
+    with pytest.raises(RequestError) as info:
+        reg.version_for_label("churn", "stable")
+    assert info.value.code == grpc.StatusCode.NOT_FOUND and "--model-config-file" in info.value.message
