@@ -85,6 +85,7 @@ def cmd_serve(args) -> int:
     serve(
         model_base=str(model_base(args.model_base)), port=args.port, host=args.host,
         poll_interval=args.poll_interval, metrics_port=args.metrics_port, ready_file=args.ready_file,
+        model_config_file=args.model_config_file,
     )
     return 0
 
@@ -221,6 +222,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="0.0.0.0")
     p.add_argument("--metrics-port", type=int, default=None, help="Prometheus metrics port (e.g. 8502)")
     p.add_argument("--poll-interval", type=float, default=2.0, help="seconds between model base scans")
+    p.add_argument("--model-config-file", help="TF Serving's ModelServerConfig (text format): models, "
+                   "base paths, version policies, labels (default: every model folder, newest version)")
     p.add_argument("--ready-file", help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_serve)
 

@@ -27,6 +27,30 @@ MIRRORED = [
     ("SignatureDefMap", "tensorflow_serving.apis.get_model_metadata_pb2", "SignatureDefMap"),
     ("SignatureDef", "tensorflow.core.protobuf.meta_graph_pb2", "SignatureDef"),
     ("TensorInfo", "tensorflow.core.protobuf.meta_graph_pb2", "TensorInfo"),
+    # ModelService and the model config (ours in mlbridge.wire.serving)
+    ("GetModelStatusRequest", "tensorflow_serving.apis.get_model_status_pb2", "GetModelStatusRequest"),
+    ("GetModelStatusResponse", "tensorflow_serving.apis.get_model_status_pb2", "GetModelStatusResponse"),
+    ("ModelVersionStatus", "tensorflow_serving.apis.get_model_status_pb2", "ModelVersionStatus"),
+    ("StatusProto", "tensorflow_serving.apis.status_pb2", "StatusProto"),
+    ("ReloadConfigRequest", "tensorflow_serving.apis.model_management_pb2", "ReloadConfigRequest"),
+    ("ReloadConfigResponse", "tensorflow_serving.apis.model_management_pb2", "ReloadConfigResponse"),
+    ("Metric", "tensorflow_serving.apis.model_management_pb2", "Metric"),
+    ("ModelServerConfig", "tensorflow_serving.config.model_server_config_pb2", "ModelServerConfig"),
+    ("ModelConfigList", "tensorflow_serving.config.model_server_config_pb2", "ModelConfigList"),
+    ("ModelConfig", "tensorflow_serving.config.model_server_config_pb2", "ModelConfig"),
+    ("FileSystemStoragePathSourceConfig",
+     "tensorflow_serving.config.file_system_storage_path_source_pb2", "FileSystemStoragePathSourceConfig"),
+    ("LoggingConfig", "tensorflow_serving.config.logging_config_pb2", "LoggingConfig"),
+    ("SamplingConfig", "tensorflow_serving.config.logging_config_pb2", "SamplingConfig"),
+    ("PerTaskSamplingConfig", "tensorflow_serving.config.logging_config_pb2", "PerTaskSamplingConfig"),
+    ("LogCollectorConfig", "tensorflow_serving.config.log_collector_config_pb2", "LogCollectorConfig"),
+]
+
+# (our enum, TF Serving's module, its name there)
+MIRRORED_ENUMS = [
+    ("error.Code", "tensorflow.core.protobuf.error_codes_pb2", "Code"),
+    ("ModelVersionStatus.State", "tensorflow_serving.apis.get_model_status_pb2", "ModelVersionStatus.State"),
+    ("ModelType", "tensorflow_serving.config.model_server_config_pb2", "ModelType"),
 ]
 
 OUR_MODULES = [
@@ -40,9 +64,15 @@ OUR_MODULES = [
     "mlbridge.wire.model_catalog_pb2",
     "mlbridge.wire.model_catalog_pb2_grpc",
     "mlbridge.wire.prediction_service_pb2_grpc",
+    "mlbridge.wire.error_codes_pb2",
+    "mlbridge.wire.status_pb2",
+    "mlbridge.wire.get_model_status_pb2",
+    "mlbridge.wire.model_server_config_pb2",
+    "mlbridge.wire.model_management_pb2",
+    "mlbridge.wire.model_service_pb2_grpc",
 ]
 
-_PREFIXES = ("mlbridge.wire.", "tensorflow.serving.", "tensorflow.")
+_PREFIXES = ("mlbridge.wire.serving.", "mlbridge.wire.", "tensorflow.serving.", "tensorflow.")
 
 
 def short(full_name: str) -> str:
@@ -51,6 +81,14 @@ def short(full_name: str) -> str:
         if full_name.startswith(prefix):
             return full_name[len(prefix):]
     return full_name
+
+
+def lookup(module, dotted: str):
+    """A nested attribute: "ModelVersionStatus.State" in a _pb2 module."""
+    value = module
+    for part in dotted.split("."):
+        value = getattr(value, part)
+    return value
 
 
 def describe(descriptor) -> dict:
@@ -97,7 +135,7 @@ def main() -> None:
     import numpy as np
     import tensorflow as tf
     from tensorflow.core.framework import types_pb2
-    from tensorflow_serving.apis import predict_pb2, prediction_service_pb2
+    from tensorflow_serving.apis import model_service_pb2, predict_pb2, prediction_service_pb2
 
     from mlbridge.wire import predict_pb2 as our_predict_pb2
 
@@ -106,6 +144,27 @@ def main() -> None:
         out["messages"][ours] = describe(getattr(importlib.import_module(module), theirs).DESCRIPTOR)
     out["DataType"] = describe_enum(types_pb2.DataType.DESCRIPTOR)
     out["service"] = describe_service(prediction_service_pb2.DESCRIPTOR.services_by_name["PredictionService"])
+    out["model_service"] = describe_service(model_service_pb2.DESCRIPTOR.services_by_name["ModelService"])
+    out["enums"] = {
+        ours: describe_enum(lookup(importlib.import_module(module), theirs).DESCRIPTOR)
+        for ours, module, theirs in MIRRORED_ENUMS
+    }
+    # A config and a status in TF Serving's own classes, to parse as ours.
+    from tensorflow_serving.apis import get_model_status_pb2, model_management_pb2
+    from tensorflow_serving.config import model_server_config_pb2
+
+    reload = model_management_pb2.ReloadConfigRequest()
+    model = reload.config.model_config_list.config.add(name="m", base_path="/b", model_platform="tensorflow")
+    model.model_version_policy.specific.versions.extend([1, 2])
+    model.version_labels["stable"] = 2
+    out["ts_reload"] = base64.b64encode(reload.SerializeToString()).decode()
+    out["ts_config_text"] = str(reload.config)
+    status = get_model_status_pb2.GetModelStatusResponse()
+    item = status.model_version_status.add(version=3, state=get_model_status_pb2.ModelVersionStatus.END)
+    item.status.error_code = 5
+    item.status.error_message = "gone"
+    out["ts_status"] = base64.b64encode(status.SerializeToString()).decode()
+    assert model_server_config_pb2.ModelServerConfig  # imported beside ours
 
     request = predict_pb2.PredictRequest()
     request.model_spec.name = "m"

@@ -5,6 +5,11 @@ tensorflow_serving.apis, whose PredictionService has the same full name as
 ours, so it must not share a process with mlbridge.wire.prediction_service_pb2.
 
     python official_client.py HOST:PORT MODEL VERSION '{"x": [...], "y": [...]}'
+    python official_client.py status HOST:PORT MODEL [VERSION | label:NAME]
+    python official_client.py unimplemented HOST:PORT MODEL
+
+"status" asks ModelService.GetModelStatus; "unimplemented" calls Classify,
+Regress and MultiInference and prints the code and message of each.
 """
 
 import json
@@ -17,9 +22,14 @@ import grpc  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from tensorflow_serving.apis import (  # noqa: E402
+    classification_pb2,
     get_model_metadata_pb2,
+    get_model_status_pb2,
+    inference_pb2,
+    model_service_pb2_grpc,
     predict_pb2,
     prediction_service_pb2_grpc,
+    regression_pb2,
 )
 
 
@@ -42,7 +52,57 @@ def predict(stub, model, inputs, version=None, signature="serving_default"):
     }
 
 
+def status(target, model, which=None):
+    """GetModelStatus: {"versions": [{version, state, error_code, error_message}]}
+    or {"error": CODE, "details": ...}."""
+    request = get_model_status_pb2.GetModelStatusRequest()
+    request.model_spec.name = model
+    if which is not None and which.startswith("label:"):
+        request.model_spec.version_label = which[len("label:"):]
+    elif which is not None:
+        request.model_spec.version.value = int(which)
+    stub = model_service_pb2_grpc.ModelServiceStub(grpc.insecure_channel(target))
+    try:
+        response = stub.GetModelStatus(request, timeout=30)
+    except grpc.RpcError as e:
+        return {"error": e.code().name, "details": e.details()}
+    state_name = get_model_status_pb2.ModelVersionStatus.State.Name
+    return {
+        "versions": [
+            {"version": s.version, "state": state_name(s.state),
+             "error_code": s.status.error_code, "error_message": s.status.error_message}
+            for s in response.model_version_status
+        ]
+    }
+
+
+def unimplemented(target, model):
+    """Classify, Regress and MultiInference: {method: [code, details]}."""
+    stub = prediction_service_pb2_grpc.PredictionServiceStub(grpc.insecure_channel(target))
+    calls = {
+        "Classify": (stub.Classify, classification_pb2.ClassificationRequest()),
+        "Regress": (stub.Regress, regression_pb2.RegressionRequest()),
+        "MultiInference": (stub.MultiInference, inference_pb2.MultiInferenceRequest()),
+    }
+    out = {}
+    for method, (call, request) in calls.items():
+        if hasattr(request, "model_spec"):
+            request.model_spec.name = model
+        try:
+            call(request, timeout=30)
+            out[method] = ["OK", ""]
+        except grpc.RpcError as e:
+            out[method] = [e.code().name, e.details()]
+    return out
+
+
 def main():
+    if sys.argv[1] == "status":
+        print(json.dumps(status(*sys.argv[2:5])))
+        return
+    if sys.argv[1] == "unimplemented":
+        print(json.dumps(unimplemented(*sys.argv[2:4])))
+        return
     target, model, version, features = sys.argv[1], sys.argv[2], int(sys.argv[3]), json.loads(sys.argv[4])
     channel = grpc.insecure_channel(target)
     stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)

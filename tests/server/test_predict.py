@@ -235,7 +235,7 @@ def test_unknown_output_and_signature(client):
     assert '"nope"' in error.details and "serving_default" in error.details
 
 
-def test_version_label_is_resolved_in_the_catalog(server):
+def test_version_label_without_a_model_config_is_not_found(server):
     with grpc.insecure_channel(server.target) as channel:
         stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
         request = predict_pb2.PredictRequest(
@@ -243,8 +243,8 @@ def test_version_label_is_resolved_in_the_catalog(server):
         )
         with pytest.raises(grpc.RpcError) as info:
             stub.Predict(request, timeout=30)
-    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert "catalog" in info.value.details()
+    assert info.value.code() == grpc.StatusCode.NOT_FOUND
+    assert '"canary"' in info.value.details() and "--model-config-file" in info.value.details()
 
 
 def test_metadata_needs_signature_def_field(server):

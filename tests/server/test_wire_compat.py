@@ -14,18 +14,34 @@ import pytest
 
 from mlbridge import tensors
 from mlbridge.wire import (
+    error_codes_pb2,
+    file_system_storage_path_source_pb2,
     get_model_metadata_pb2,
+    get_model_status_pb2,
+    log_collector_config_pb2,
+    logging_config_pb2,
     meta_graph_pb2,
+    model_management_pb2,
     model_pb2,
+    model_server_config_pb2,
+    model_service_pb2,
     predict_pb2,
     prediction_service_pb2,
+    status_pb2,
     tensor_pb2,
     tensor_shape_pb2,
     types_pb2,
 )
 
 from .conftest import server_env
-from .describe_protos import MIRRORED, describe, describe_enum, describe_service
+from .describe_protos import (
+    MIRRORED,
+    MIRRORED_ENUMS,
+    describe,
+    describe_enum,
+    describe_service,
+    lookup,
+)
 
 OURS = {
     "TensorProto": tensor_pb2.TensorProto,
@@ -38,6 +54,28 @@ OURS = {
     "SignatureDefMap": get_model_metadata_pb2.SignatureDefMap,
     "SignatureDef": meta_graph_pb2.SignatureDef,
     "TensorInfo": meta_graph_pb2.TensorInfo,
+    "GetModelStatusRequest": get_model_status_pb2.GetModelStatusRequest,
+    "GetModelStatusResponse": get_model_status_pb2.GetModelStatusResponse,
+    "ModelVersionStatus": get_model_status_pb2.ModelVersionStatus,
+    "StatusProto": status_pb2.StatusProto,
+    "ReloadConfigRequest": model_management_pb2.ReloadConfigRequest,
+    "ReloadConfigResponse": model_management_pb2.ReloadConfigResponse,
+    "Metric": model_management_pb2.Metric,
+    "ModelServerConfig": model_server_config_pb2.ModelServerConfig,
+    "ModelConfigList": model_server_config_pb2.ModelConfigList,
+    "ModelConfig": model_server_config_pb2.ModelConfig,
+    "FileSystemStoragePathSourceConfig":
+        file_system_storage_path_source_pb2.FileSystemStoragePathSourceConfig,
+    "LoggingConfig": logging_config_pb2.LoggingConfig,
+    "SamplingConfig": logging_config_pb2.SamplingConfig,
+    "PerTaskSamplingConfig": logging_config_pb2.PerTaskSamplingConfig,
+    "LogCollectorConfig": log_collector_config_pb2.LogCollectorConfig,
+}
+
+OUR_ENUM_MODULES = {
+    "error.Code": error_codes_pb2,
+    "ModelVersionStatus.State": get_model_status_pb2,
+    "ModelType": model_server_config_pb2,
 }
 
 # Fields of TF Serving's messages we leave out on purpose (see the .proto files).
@@ -103,6 +141,35 @@ def test_service_paths_and_types_match(theirs):
     for method, spec in ours.items():
         assert spec == theirs["service"][method]
     assert ours["Predict"]["path"] == "/tensorflow.serving.PredictionService/Predict"
+
+
+@pytest.mark.parametrize("name", [e[0] for e in MIRRORED_ENUMS])
+def test_enum_values_match(theirs, name):
+    ours = describe_enum(lookup(OUR_ENUM_MODULES[name], name.removeprefix("error.")).DESCRIPTOR)
+    assert ours == theirs["enums"][name]
+
+
+def test_model_service_paths_and_types_match(theirs):
+    ours = describe_service(model_service_pb2.DESCRIPTOR.services_by_name["ModelService"])
+    assert ours == theirs["model_service"]
+    assert ours["GetModelStatus"]["path"] == "/tensorflow.serving.ModelService/GetModelStatus"
+
+
+def test_tf_serving_config_and_status_parse_as_ours(theirs):
+    from google.protobuf import text_format
+
+    reload = model_management_pb2.ReloadConfigRequest.FromString(base64.b64decode(theirs["ts_reload"]))
+    model = reload.config.model_config_list.config[0]
+    assert (model.name, model.base_path, list(model.model_version_policy.specific.versions)) == (
+        "m", "/b", [1, 2]
+    )
+    assert dict(model.version_labels) == {"stable": 2}
+    # TF Serving's text format (a --model_config_file) is ours
+    assert text_format.Parse(theirs["ts_config_text"], model_server_config_pb2.ModelServerConfig()) == reload.config
+    status = get_model_status_pb2.GetModelStatusResponse.FromString(base64.b64decode(theirs["ts_status"]))
+    item = status.model_version_status[0]
+    assert item.state == get_model_status_pb2.ModelVersionStatus.END
+    assert item.status.error_code == error_codes_pb2.NOT_FOUND and item.status.error_message == "gone"
 
 
 def test_ours_and_tensorflow_in_one_process(theirs):

@@ -5,8 +5,10 @@
 
 Modules: modelbase (the folder layout), registry (what is loaded, hot reload),
 servable (one loaded SavedModel, on TensorFlow), handlers (Predict,
-GetModelMetadata, ListModels on messages), service (the gRPC servicers), main
-(start, stop, the command line). TensorFlow is imported when the server
+GetModelMetadata, ListModels on messages), model_config (a ModelServerConfig
+checked: models, base paths, version policies, labels), model_service
+(GetModelStatus, HandleReloadConfigRequest on messages), service (the gRPC
+servicers), main (start, stop, the command line). TensorFlow is imported when the server
 starts, not when this package is.
 """
 

@@ -39,13 +39,14 @@ SIGNATURE_DEF_TYPE_URL = "type.googleapis.com/tensorflow.serving.SignatureDefMap
 _STATES = model_catalog_pb2.ModelVersionStatus.State
 
 
-def _requested_version(spec: model_pb2.ModelSpec) -> int | None:
+def requested_version(registry: ModelRegistry, spec: model_pb2.ModelSpec) -> int | None:
+    """The version a ModelSpec names: its number, the version its label has
+    in the model config (NOT_FOUND for an unknown label), or None (the newest)."""
     choice = spec.WhichOneof("version_choice")
     if choice == "version_label":
-        raise invalid(
-            f'version labels ("{spec.version_label}") are resolved in the mlbridge catalog '
-            "(mlbridge.models), not by the model server: ask for a version number"
-        )
+        if not spec.name:
+            raise invalid("model_spec.name is required")
+        return registry.version_for_label(spec.name, spec.version_label)
     if choice == "version":
         return int(spec.version.value)
     return None
@@ -150,7 +151,7 @@ class Handlers:
 
     def predict(self, request: predict_pb2.PredictRequest) -> predict_pb2.PredictResponse:
         spec = request.model_spec
-        servable = self.registry.resolve(spec.name, _requested_version(spec))
+        servable = self.registry.resolve(spec.name, requested_version(self.registry, spec))
         signature_name = spec.signature_name or DEFAULT_SIGNATURE
         signature = _signature(servable, signature_name)
         where = _describe(servable, signature_name)
@@ -196,7 +197,7 @@ class Handlers:
                     f'metadata field "{name}" is not supported: the only one is "signature_def"'
                 )
         spec = request.model_spec
-        servable = self.registry.resolve(spec.name, _requested_version(spec))
+        servable = self.registry.resolve(spec.name, requested_version(self.registry, spec))
         response = get_model_metadata_pb2.GetModelMetadataResponse()
         response.model_spec.name = servable.name
         response.model_spec.version.value = servable.version

@@ -16,6 +16,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from mlbridge.errors import MlbridgeError
 
 from . import metrics as metrics_module
+from . import model_config
 from .handlers import Handlers
 from .registry import ModelRegistry
 from .service import add_to_server
@@ -23,7 +24,11 @@ from .service import add_to_server
 log = logging.getLogger(__name__)
 
 MAX_MESSAGE_BYTES = 256 * 1024 * 1024
-SERVICE_NAMES = ("tensorflow.serving.PredictionService", "mlbridge.wire.ModelCatalog")
+SERVICE_NAMES = (
+    "tensorflow.serving.PredictionService",
+    "tensorflow.serving.ModelService",
+    "mlbridge.wire.ModelCatalog",
+)
 
 
 class ModelServer:
@@ -40,15 +45,22 @@ class ModelServer:
         metrics_port: int | None = None,
         max_workers: int = 16,
         keep_older: int = 2,
+        model_config_file: str | None = None,
     ):
         self.model_base = os.path.abspath(model_base)
+        # Read before anything binds: a bad config file stops the start (ConfigError).
+        models = (
+            model_config.load_file(model_config_file, self.model_base)
+            if model_config_file
+            else None
+        )
         self.host = host
         self.requested_port = port
         self.port: int | None = None
         self.poll_interval = poll_interval
         self.metrics_port = metrics_port
         self.max_workers = max_workers
-        self.registry = ModelRegistry(self.model_base, keep_older=keep_older)
+        self.registry = ModelRegistry(self.model_base, keep_older=keep_older, models=models)
         self.health = health.HealthServicer()
         self._server: grpc.Server | None = None
 
@@ -119,15 +131,20 @@ def serve(
     poll_interval: float = 2.0,
     metrics_port: int | None = None,
     ready_file: str | None = None,
+    model_config_file: str | None = None,
 ) -> None:
     """Serve the models under ``model_base`` until SIGINT or SIGTERM.
 
     ``port`` 0 picks a free port. ``ready_file``, when given, is written once
     the port is bound and the first scan has loaded the models, as JSON
     {"port": N, "pid": P}, and removed at exit: launchers and tests wait on it.
+    ``model_config_file``: TF Serving's ModelServerConfig in text format (the
+    models, their base paths, version policies and labels); without it every
+    model folder of the base is served.
     """
     server = ModelServer(
-        model_base, port=port, host=host, poll_interval=poll_interval, metrics_port=metrics_port
+        model_base, port=port, host=host, poll_interval=poll_interval, metrics_port=metrics_port,
+        model_config_file=model_config_file,
     )
     stopping = threading.Event()
     previous = {}
@@ -168,6 +185,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--poll-interval", type=float, default=2.0, help="seconds between scans")
     parser.add_argument("--metrics-port", type=int, default=None, help="Prometheus /metrics port")
     parser.add_argument("--ready-file", default=None, help="written once the server is ready")
+    parser.add_argument(
+        "--model-config-file",
+        default=None,
+        help="TF Serving's ModelServerConfig in text format: which models, their base paths "
+        "(relative to the model base, or absolute), version policies and labels",
+    )
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)
 
@@ -182,6 +205,7 @@ def main(argv: list[str] | None = None) -> int:
             poll_interval=args.poll_interval,
             metrics_port=args.metrics_port,
             ready_file=args.ready_file,
+            model_config_file=args.model_config_file,
         )
     except MlbridgeError as e:
         log.error("%s", e)

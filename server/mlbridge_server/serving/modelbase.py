@@ -47,7 +47,12 @@ def saved_model_file(path: str) -> str | None:
 
 
 def _versions(base: str, name: str) -> dict[int, VersionDir]:
-    model_dir = os.path.join(base, name)
+    return versions_at(os.path.join(base, name), name)
+
+
+def versions_at(model_dir: str, name: str) -> dict[int, VersionDir]:
+    """The complete versions in ``model_dir`` (a model's folder, wherever it
+    is: a model config can place it outside the model base)."""
     versions: dict[int, VersionDir] = {}
     try:
         entries = sorted(os.scandir(model_dir), key=lambda e: e.name)

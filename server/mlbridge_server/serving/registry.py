@@ -12,6 +12,13 @@ loaded (least recently used goes first). The bridge pins every request to a
 version when it is queued, so a new version arriving must not fail requests
 queued for the one before; TF Serving would answer NOT_FOUND for them.
 
+With a model config (model_config.py: --model-config-file, or
+HandleReloadConfigRequest), TF Serving's rules apply instead: only the
+configured models are served, each from its base path, and exactly the
+versions its version policy selects (latest n, all, specific); a version the
+policy drops is unloaded and answers NOT_FOUND, and labels name versions.
+Swapping configs loads the new versions before it unloads the old ones.
+
 A version or model removed from disk is unloaded at the next scan. TensorFlow
 seldom returns the memory of a dropped SavedModel to the system, so a server
 that cycles through many versions grows; restart it, or keep few versions.
@@ -33,6 +40,7 @@ from mlbridge.wire import get_model_metadata_pb2
 
 from . import modelbase
 from .errors import RequestError, failed_precondition, invalid, not_found, unavailable
+from .model_config import ModelEntry
 from .modelbase import VersionDir
 
 log = logging.getLogger(__name__)
@@ -62,6 +70,10 @@ class VersionStatus:
     error: str = ""
     latest: bool = False
     signature_defs: SignatureDefMap | None = None
+    # False: on disk, but the model's version policy does not serve it.
+    served: bool = True
+    # Unloaded because the version policy dropped it.
+    ended: bool = False
 
 
 @dataclass
@@ -74,6 +86,11 @@ class _Model:
     # version -> (fingerprint of its files when it failed, error)
     failed: dict[int, tuple[tuple, str]] = field(default_factory=dict)
     loading: set[int] = field(default_factory=set)
+    # With a model config: the versions its policy serves (None: any on disk,
+    # older ones loaded on demand).
+    served: set[int] | None = None
+    # Versions the policy dropped after they were loaded.
+    ended: set[int] = field(default_factory=set)
 
 
 def _first_line(error: BaseException) -> str:
@@ -104,8 +121,15 @@ class ModelRegistry:
         keep_older: int = 2,
         loader: Loader | None = None,
         signature_reader: SignatureReader | None = None,
+        models: list[ModelEntry] | None = None,
     ):
         self.base = base
+        # None: every model folder of the base (today's behaviour); else the
+        # configured models by name.
+        self._config: dict[str, ModelEntry] | None = (
+            None if models is None else {m.name: m for m in models}
+        )
+        self._scan_lock = threading.Lock()
         self.keep_older = keep_older
         self._loader = loader or _default_loader
         self._read_signatures = signature_reader or _default_signature_reader
@@ -119,9 +143,46 @@ class ModelRegistry:
 
     # -- scanning -------------------------------------------------------------
 
+    @property
+    def configured(self) -> bool:
+        """Whether a model config decides what is served."""
+        return self._config is not None
+
+    def configure(self, models: list[ModelEntry]) -> None:
+        """Serve these models from now on (a model config; checked by
+        model_config.entries), and apply it before returning: new versions
+        are loaded, then versions the config drops are unloaded."""
+        with self._scan_lock:
+            with self._lock:
+                new = {m.name: m for m in models}
+                old = self._config or {}
+                for name in list(self._models):
+                    before, after = old.get(name), new.get(name)
+                    if after is not None and before is not None and before.base_path != after.base_path:
+                        # Other files under the same name: load them afresh.
+                        self._models.pop(name)
+                self._config = new
+            self._scan_locked()
+
+    def _disk(self) -> dict[str, dict[int, VersionDir]]:
+        config = self._config
+        if config is None:
+            return modelbase.scan(self.base)
+        disk = {}
+        for name, entry in config.items():
+            versions = modelbase.versions_at(entry.base_path, name)
+            if versions:
+                disk[name] = versions
+        return disk
+
     def scan(self) -> None:
         """Bring the loaded versions in line with the disk (one poll)."""
-        disk = modelbase.scan(self.base)
+        with self._scan_lock:
+            self._scan_locked()
+
+    def _scan_locked(self) -> None:
+        config = self._config
+        disk = self._disk()
         dropped = False
         with self._lock:
             for name in list(self._models):
@@ -149,7 +210,11 @@ class ModelRegistry:
                     self._signature_cache.pop(path, None)
 
         for name in sorted(disk):
-            self._update_latest(name, disk[name])
+            entry = config.get(name) if config is not None else None
+            if entry is None:
+                self._update_latest(name, disk[name])
+            elif self._apply_policy(entry, disk[name]):
+                dropped = True
         if dropped:
             gc.collect()
         self.first_scan_done.set()
@@ -188,6 +253,45 @@ class ModelRegistry:
             else:
                 model.latest = None
             self._trim(model)
+
+    def _apply_policy(self, entry: ModelEntry, versions: dict[int, VersionDir]) -> bool:
+        """Load the versions the model's policy selects, newest first, then
+        unload the others; True when something was unloaded."""
+        name = entry.name
+        wanted = entry.policy.select(list(versions))
+        for version in sorted(wanted, reverse=True):
+            with self._lock:
+                model = self._models.get(name)
+                if model is None:
+                    return False
+                if version in model.loaded or self._failed_unchanged(model, versions[version]):
+                    continue
+            try:
+                self._ensure_loaded(name, versions[version])
+            except LoadError:
+                continue
+        dropped = False
+        with self._lock:
+            model = self._models.get(name)
+            if model is None:
+                return False
+            model.served = wanted
+            for version in list(model.loaded):
+                if version not in wanted:
+                    del model.loaded[version]
+                    model.ended.add(version)
+                    dropped = True
+                    log.info(
+                        "model %s version %d unloaded: not in its version policy %s",
+                        name, version, entry.policy.describe(),
+                    )
+            model.ended.difference_update(model.loaded)
+            available = [v for v in model.loaded if v in wanted]
+            latest = max(available) if available else None
+            if latest is not None and latest != model.latest:
+                log.info("model %s: serving version %d", name, latest)
+            model.latest = latest
+        return dropped
 
     def _failed_unchanged(self, model: _Model, vdir: VersionDir) -> bool:
         failure = model.failed.get(vdir.version)
@@ -255,6 +359,9 @@ class ModelRegistry:
         if not modelbase.is_model_name(name):
             raise not_found(f'model "{name}" not found')
         with self._lock:
+            config = self._config
+            if config is not None and name not in config:
+                raise not_found(f'model "{name}" not found (not in the model config)')
             model = self._models.get(name)
             if version is None:
                 if model is not None and model.latest is not None:
@@ -264,7 +371,11 @@ class ModelRegistry:
             if model is not None and version in model.loaded:
                 model.loaded.move_to_end(version)
                 return model.loaded[version]
+            if config is not None and (model is None or version not in (model.served or ())):
+                raise self._not_served(config[name], version, model)
             vdir = model.on_disk.get(version) if model is not None else None
+        if vdir is None and config is not None:
+            raise self._version_not_found(name, version, model)
         if vdir is None:
             # Possibly written since the last scan: the catalog can learn of
             # a version (from the trainer) before this server polls.
@@ -279,9 +390,32 @@ class ModelRegistry:
             ) from None
         with self._lock:
             model = self._models.get(name)
-            if model is not None:
+            if model is not None and config is None:
                 self._trim(model)
         return servable
+
+    def version_for_label(self, name: str, label: str) -> int:
+        """The version a label of the model config names (ModelSpec.version_label)."""
+        with self._lock:
+            config = self._config
+        entry = config.get(name) if config is not None else None
+        if config is not None and entry is None:
+            raise not_found(f'model "{name}" not found (not in the model config)')
+        labels = entry.labels if entry is not None else {}
+        if label not in labels:
+            known = ", ".join(f'"{k}"' for k in sorted(labels)) or "none"
+            hint = "" if config is not None else "; labels are set with --model-config-file"
+            raise not_found(
+                f'model "{name}" has no version label "{label}" (labels: {known}){hint}'
+            )
+        return labels[label]
+
+    def _not_served(self, entry: ModelEntry, version: int, model: _Model | None) -> RequestError:
+        served = ", ".join(str(v) for v in sorted(model.served or ())) if model else ""
+        return not_found(
+            f'model "{entry.name}" version {version} is not served: its version policy '
+            f"{entry.policy.describe()} serves {served or 'no version yet'}"
+        )
 
     def _no_latest(self, name: str, model: _Model | None) -> RequestError:
         if model is None:
@@ -317,7 +451,7 @@ class ModelRegistry:
                 if name and model_name != name:
                     continue
                 model = self._models[model_name]
-                for version in sorted(set(model.on_disk) | set(model.loaded)):
+                for version in sorted(set(model.on_disk) | set(model.loaded) | model.ended):
                     servable = model.loaded.get(version)
                     if servable is not None:
                         state, error = "AVAILABLE", ""
@@ -327,17 +461,20 @@ class ModelRegistry:
                         state, error = "FAILED", model.failed[version][1]
                     else:
                         state, error = "UNLOADED", ""
+                    served = model.served is None or version in model.served
                     snapshot.append(
                         (model_name, version, state, error, version == model.latest, servable,
-                         model.on_disk.get(version))
+                         model.on_disk.get(version), served, version in model.ended)
                     )
         out = []
-        for model_name, version, state, error, latest, servable, vdir in snapshot:
+        for model_name, version, state, error, latest, servable, vdir, served, ended in snapshot:
             if servable is not None:
                 signatures = servable.signature_defs
             else:
                 signatures = self._cached_signatures(vdir) if vdir is not None else None
-            out.append(VersionStatus(model_name, version, state, error, latest, signatures))
+            out.append(
+                VersionStatus(model_name, version, state, error, latest, signatures, served, ended)
+            )
         return out
 
     def _cached_signatures(self, vdir: VersionDir) -> SignatureDefMap | None:

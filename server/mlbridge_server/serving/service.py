@@ -1,4 +1,11 @@
-"""The gRPC servicers: thin adapters from gRPC to the handlers."""
+"""The gRPC servicers: thin adapters from gRPC to the handlers.
+
+PredictionService's Classify, Regress and MultiInference are answered
+UNIMPLEMENTED with a message that says what to call instead. They are
+registered as raw-bytes methods rather than declared in prediction_service.proto:
+their messages (tf.Example inputs) would be mirrored only to be refused, and
+without a handler gRPC's own answer ("Method not found!") says nothing useful.
+"""
 
 from __future__ import annotations
 
@@ -9,11 +16,25 @@ from typing import Any
 
 import grpc
 
-from mlbridge.wire import model_catalog_pb2_grpc, prediction_service_pb2_grpc
+from mlbridge.wire import (
+    model_catalog_pb2_grpc,
+    model_service_pb2_grpc,
+    prediction_service_pb2_grpc,
+)
 
 from .errors import RequestError
 from .handlers import Handlers
 from .metrics import NoMetrics
+from .model_service import ModelServiceHandlers
+
+PREDICTION_SERVICE = "tensorflow.serving.PredictionService"
+
+# TF Serving's PredictionService methods mlbridge does not serve, and what to do instead.
+NOT_SERVED = {
+    "Classify": "call Predict with the classification signature's inputs",
+    "Regress": "call Predict with the regression signature's inputs",
+    "MultiInference": "call Predict once per signature",
+}
 
 log = logging.getLogger(__name__)
 
@@ -64,10 +85,51 @@ class ModelCatalogServicer(model_catalog_pb2_grpc.ModelCatalogServicer):
         return _answer("ListModels", request, context, self._handlers.list_models, self._metrics)
 
 
+class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
+    def __init__(self, handlers: ModelServiceHandlers, metrics: Any = None):
+        self._handlers = handlers
+        self._metrics = metrics or NoMetrics()
+
+    def GetModelStatus(self, request, context):  # noqa: N802
+        return _answer(
+            "GetModelStatus", request, context, self._handlers.get_model_status, self._metrics
+        )
+
+    def HandleReloadConfigRequest(self, request, context):  # noqa: N802
+        return _answer(
+            "HandleReloadConfigRequest", request, context, self._handlers.reload_config,
+            self._metrics,
+        )
+
+
+def _not_served(method: str, metrics: Any) -> grpc.RpcMethodHandler:
+    message = f"mlbridge serves Predict; {method} is not implemented: {NOT_SERVED[method]}"
+
+    def refuse(request: bytes, context: grpc.ServicerContext) -> bytes:
+        def handler(_request: Any) -> Any:
+            raise RequestError(grpc.StatusCode.UNIMPLEMENTED, message)
+
+        return _answer(method, request, context, handler, metrics)
+
+    # No (de)serializers: the request stays bytes, never parsed.
+    return grpc.unary_unary_rpc_method_handler(refuse)
+
+
 def add_to_server(server: grpc.Server, handlers: Handlers, metrics: Any = None) -> None:
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
         PredictionServicer(handlers, metrics), server
     )
     model_catalog_pb2_grpc.add_ModelCatalogServicer_to_server(
         ModelCatalogServicer(handlers, metrics), server
+    )
+    model_service_pb2_grpc.add_ModelServiceServicer_to_server(
+        ModelServicer(ModelServiceHandlers(handlers.registry), metrics), server
+    )
+    server.add_generic_rpc_handlers(
+        (
+            grpc.method_handlers_generic_handler(
+                PREDICTION_SERVICE,
+                {method: _not_served(method, metrics) for method in NOT_SERVED},
+            ),
+        )
     )
