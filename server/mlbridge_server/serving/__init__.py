@@ -5,8 +5,9 @@
 
 Modules: modelbase (the folder layout), registry (what is loaded, hot reload),
 servable (one loaded SavedModel, on TensorFlow), handlers (Predict,
-GetModelMetadata, ListModels on messages), service (the gRPC servicers), main
-(start, stop, the command line). TensorFlow is imported when the server
+GetModelMetadata, ListModels on messages), service (the gRPC servicers),
+security (TLS credentials, the bearer-token interceptor), main (start, stop,
+the command line). TensorFlow is imported when the server
 starts, not when this package is.
 """
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import json
 import logging
 import os
@@ -110,6 +111,12 @@ class ModelServer:
             raise MlbridgeError(f"cannot listen on {address} (is the port in use?)")
         server.start()
         self._server = server
+        if not _loopback(self.host) and self.credentials is None and not self.token:
+            log.warning(
+                "listening on %s without TLS or a token: anyone who reaches the port can use "
+                "every model (see --tls-cert, --token-file)",
+                self.host,
+            )
         log.info(
             "listening on %s:%d (%s%s), model base %s",
             self.host,
@@ -132,6 +139,13 @@ class ModelServer:
             self._server.stop(grace).wait()
             self._server = None
         self.registry.stop()
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return host == "localhost"
 
 
 def _write_ready_file(path: str, port: int) -> None:
