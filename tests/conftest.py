@@ -18,7 +18,10 @@ from mlbridge.db.local import LocalServer
 from .procs import start_bridge, start_model_server
 
 # A developer's own password and settings file would be added to the tests' passwordless DSNs.
-for _name in ("MLBRIDGE_DB_PASSWORD", "MLBRIDGE_SETTINGS"):
+# The same for the model server's TLS files and token.
+for _name in ("MLBRIDGE_DB_PASSWORD", "MLBRIDGE_SETTINGS", "MLBRIDGE_SERVER_CA", "MLBRIDGE_SERVER_CERT",
+              "MLBRIDGE_SERVER_KEY", "MLBRIDGE_SERVER_TLS_NAME", "MLBRIDGE_SERVER_TOKEN",
+              "MLBRIDGE_SERVER_TOKEN_FILE"):
     os.environ.pop(_name, None)
 
 

@@ -82,13 +82,15 @@ def wait_for(path: Path, process: Process, what: str, timeout: float = 120) -> N
 
 
 @contextlib.contextmanager
-def start_model_server(model_base: Path, workdir: Path, port: int | None = None, poll_interval: float = 0.5):
+def start_model_server(model_base: Path, workdir: Path, port: int | None = None, poll_interval: float = 0.5,
+                       extra: tuple[str, ...] = (), env: dict | None = None):
+    """`mlbridge serve` on 127.0.0.1:`port`; `extra`: more flags (TLS, a token file); `env`: variables added."""
     port = port or free_port()
     ready = workdir / f"server-{port}.ready"
     ready.unlink(missing_ok=True)
     process = spawn([sys.executable, "-m", "mlbridge", "serve", "--model-base", str(model_base), "--port", str(port),
-                     "--host", "127.0.0.1", "--poll-interval", str(poll_interval), "--ready-file", str(ready)],
-                    workdir / f"server-{port}.log")
+                     "--host", "127.0.0.1", "--poll-interval", str(poll_interval), "--ready-file", str(ready),
+                     *extra], workdir / f"server-{port}.log", env=env)
     process.target = f"127.0.0.1:{port}"
     try:
         wait_for(ready, process, "model server")
@@ -98,11 +100,12 @@ def start_model_server(model_base: Path, workdir: Path, port: int | None = None,
 
 
 @contextlib.contextmanager
-def start_bridge(dsn: Dsn, server: str, workdir: Path, *extra: str):
-    """A bridge process on `dsn`, given in MLBRIDGE_DSN rather than argv, where `ps` would show its password."""
+def start_bridge(dsn: Dsn, server: str, workdir: Path, *extra: str, env: dict | None = None):
+    """A bridge process on `dsn`, given in MLBRIDGE_DSN rather than argv, where `ps` would show its password;
+    `env`: more variables (the model server's TLS files and token)."""
     log = workdir / f"bridge-{time.monotonic_ns()}.log"
     process = spawn([sys.executable, "-m", "mlbridge", "bridge", "--server", server, *extra], log,
-                    env={"MLBRIDGE_DSN": str(dsn)})
+                    env={**(env or {}), "MLBRIDGE_DSN": str(dsn)})
     try:
         yield process
     finally:

@@ -11,6 +11,7 @@ import sys
 from . import __version__
 from .config import DEFAULT_SERVER, model_base, resolve_dsn, server_target
 from .errors import MlbridgeError
+from .serving_security import add_client_arguments, add_server_arguments
 
 
 def _server_package(command: str):
@@ -82,18 +83,19 @@ def cmd_serve(args) -> int:
     _server_package("serve")
     from mlbridge_server.serving import serve
 
-    serve(
-        model_base=str(model_base(args.model_base)), port=args.port, host=args.host,
-        poll_interval=args.poll_interval, metrics_port=args.metrics_port, ready_file=args.ready_file,
-        model_config_file=args.model_config_file,
-    )
+    from .serving_security import server_options
+
+    serve(model_base=str(model_base(args.model_base)), port=args.port, poll_interval=args.poll_interval,
+          ready_file=args.ready_file, model_config_file=args.model_config_file, **server_options(args))
     return 0
 
 
 def cmd_bridge(args) -> int:
     from .bridge import Bridge, BridgeConfig
+    from .serving_security import client_security
 
     bridge = Bridge(BridgeConfig(dsn=resolve_dsn(args.dsn), server=server_target(args.server),
+                                 server_security=client_security(args),
                                  claim_chunks=args.claim_chunks, lease_seconds=args.lease,
                                  metrics_port=args.metrics_port, idle_max=args.idle_max,
                                  local_infile=not args.no_local_infile, purge_every=args.purge_every))
@@ -219,11 +221,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("serve", help="host the SavedModels of a model base (TF Serving gRPC API)")
     p.add_argument("--model-base", help="folder of NAME/VERSION/ SavedModels (default: $MLBRIDGE_MODEL_BASE or ./models)")
     p.add_argument("--port", type=int, default=8500)
-    p.add_argument("--host", default="0.0.0.0")
-    p.add_argument("--metrics-port", type=int, default=None, help="Prometheus metrics port (e.g. 8502)")
     p.add_argument("--poll-interval", type=float, default=2.0, help="seconds between model base scans")
     p.add_argument("--model-config-file", help="TF Serving's ModelServerConfig (text format): models, "
                    "base paths, version policies, labels (default: every model folder, newest version)")
+    add_server_arguments(p)
     p.add_argument("--ready-file", help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_serve)
 
@@ -239,6 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seconds between purges of requests past the retention_days setting (0: never)")
     p.add_argument("--no-local-infile", action="store_true",
                    help="write results with INSERT, never LOAD DATA LOCAL")
+    add_client_arguments(p)
     p.set_defaults(func=cmd_bridge)
 
     def training_args(p, *, train: bool) -> None:

@@ -21,6 +21,7 @@ import grpc
 import numpy as np
 
 from mlbridge.errors import MlbridgeError
+from mlbridge.serving_security import ClientSecurity
 from mlbridge.tensors import (
     dtype_name,
     from_tensor_proto,
@@ -42,6 +43,7 @@ from mlbridge.wire import (
 __all__ = [
     "DEFAULT_SIGNATURE",
     "MAX_MESSAGE_BYTES",
+    "ClientSecurity",
     "InvalidRequest",
     "MessageTooLarge",
     "ModelNotFound",
@@ -196,18 +198,25 @@ class ModelServerClient:
     """A channel to one model server (``target`` is "host:port").
 
     Thread-safe; one instance serves a whole process. ``timeout`` is each
-    call's deadline in seconds. Use as a context manager or call close()."""
+    call's deadline in seconds. ``security`` (see mlbridge.serving_security):
+    TLS, a client certificate, a bearer token; None is a plaintext channel
+    without a token. Use as a context manager or call close()."""
 
-    def __init__(self, target: str, timeout: float = 30.0):
+    def __init__(self, target: str, timeout: float = 30.0, security: ClientSecurity | None = None):
         self.target = target
         self.timeout = timeout
-        self._channel = grpc.insecure_channel(
-            target,
-            options=[
-                ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-                ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-            ],
-        )
+        self.security = security or ClientSecurity()
+        self._metadata = self.security.metadata()
+        options = [
+            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            *self.security.channel_options(),
+        ]
+        credentials = self.security.channel_credentials()
+        if credentials is None:
+            self._channel = grpc.insecure_channel(target, options=options)
+        else:
+            self._channel = grpc.secure_channel(target, credentials, options=options)
         self._predict = prediction_service_pb2_grpc.PredictionServiceStub(self._channel)
         self._catalog = model_catalog_pb2_grpc.ModelCatalogStub(self._channel)
 
@@ -225,7 +234,11 @@ class ModelServerClient:
 
     def _call(self, method: str, rpc: Any, request: Any, timeout: float | None) -> Any:
         try:
-            return rpc(request, timeout=self.timeout if timeout is None else timeout)
+            return rpc(
+                request,
+                timeout=self.timeout if timeout is None else timeout,
+                metadata=self._metadata,
+            )
         except grpc.RpcError as e:
             raise error_from_rpc(e, method) from None
 

@@ -69,6 +69,7 @@ class BridgeConfig:
     metrics_port: int | None = None  # Prometheus /metrics
     in_flight: int = 2  # chunks waiting between two stages
     local_infile: bool = True  # results with LOAD DATA LOCAL where the server allows it
+    server_security: sc.ClientSecurity | None = None  # TLS and token to the model server
 
 
 class _PredictTimer:
@@ -106,7 +107,8 @@ class Bridge:
         self.config = config
         self.id = self._new_id()
         self.stopping = threading.Event()
-        self.client = sc.ModelServerClient(config.server, timeout=config.rpc_timeout)
+        self.client = sc.ModelServerClient(config.server, timeout=config.rpc_timeout,
+                                           security=config.server_security)
         self.catalog = Catalog(self.client)
         self.data_schema = data_schema(config.dsn.database)
         self.folder = local_folder() if config.local_infile else None

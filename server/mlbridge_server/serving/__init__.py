@@ -8,7 +8,8 @@ servable (one loaded SavedModel, on TensorFlow), handlers (Predict,
 GetModelMetadata, ListModels on messages), model_config (a ModelServerConfig
 checked: models, base paths, version policies, labels), model_service
 (GetModelStatus, HandleReloadConfigRequest on messages), service (the gRPC
-servicers), main (start, stop, the command line). TensorFlow is imported when the server
+servicers), security (TLS credentials, the bearer-token interceptor), main
+(start, stop, the command line). TensorFlow is imported when the server
 starts, not when this package is.
 """
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import json
 import logging
 import os
@@ -14,11 +15,13 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from mlbridge.errors import MlbridgeError
+from mlbridge.serving_security import add_server_arguments, server_options
 
 from . import metrics as metrics_module
 from . import model_config
 from .handlers import Handlers
 from .registry import ModelRegistry
+from .security import TokenInterceptor, server_credentials
 from .service import add_to_server
 
 log = logging.getLogger(__name__)
@@ -34,18 +37,29 @@ SERVICE_NAMES = (
 class ModelServer:
     """The gRPC server over one model base. start() binds the port and loads
     the newest version of every model before it returns; stop() drains
-    running requests for up to ``grace`` seconds."""
+    running requests for up to ``grace`` seconds.
+
+    ``host`` defaults to the loopback interface; the metrics follow it unless
+    ``metrics_host`` is given. ``tls_cert``/``tls_key`` (PEM files) serve TLS,
+    ``tls_client_ca`` also requires client certificates it signed; ``token``
+    requires ``authorization: Bearer <token>`` on every call but the health
+    checks (see security.py)."""
 
     def __init__(
         self,
         model_base: str,
         port: int = 8500,
-        host: str = "0.0.0.0",
+        host: str = "127.0.0.1",
         poll_interval: float = 2.0,
         metrics_port: int | None = None,
         max_workers: int = 16,
         keep_older: int = 2,
         model_config_file: str | None = None,
+        metrics_host: str | None = None,
+        tls_cert: str | None = None,
+        tls_key: str | None = None,
+        tls_client_ca: str | None = None,
+        token: str | None = None,
     ):
         self.model_base = os.path.abspath(model_base)
         # Read before anything binds: a bad config file stops the start (ConfigError).
@@ -55,6 +69,11 @@ class ModelServer:
             else None
         )
         self.host = host
+        self.metrics_host = metrics_host or host
+        # Read now: a missing or unreadable file fails at start, not at the first call.
+        self.credentials = server_credentials(tls_cert, tls_key, tls_client_ca)
+        self.mtls = bool(tls_client_ca)
+        self.token = token
         self.requested_port = port
         self.port: int | None = None
         self.poll_interval = poll_interval
@@ -77,9 +96,10 @@ class ModelServer:
 
         if not os.path.isdir(self.model_base):
             log.warning("model base %s does not exist (yet): polling for it", self.model_base)
-        recorder = metrics_module.start(self.metrics_port, self.host)
+        recorder = metrics_module.start(self.metrics_port, self.metrics_host)
         server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=self.max_workers, thread_name_prefix="grpc"),
+            interceptors=[TokenInterceptor(self.token)] if self.token else None,
             options=[
                 ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
                 ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
@@ -93,14 +113,30 @@ class ModelServer:
         self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
         address = f"{self.host}:{self.requested_port}"
         try:
-            self.port = server.add_insecure_port(address)
+            if self.credentials is None:
+                self.port = server.add_insecure_port(address)
+            else:
+                self.port = server.add_secure_port(address, self.credentials)
         except RuntimeError as e:
             raise MlbridgeError(f"cannot listen on {address}: {e} (is the port in use?)") from None
         if not self.port:
             raise MlbridgeError(f"cannot listen on {address} (is the port in use?)")
         server.start()
         self._server = server
-        log.info("listening on %s:%d, model base %s", self.host, self.port, self.model_base)
+        if not _loopback(self.host) and self.credentials is None and not self.token:
+            log.warning(
+                "listening on %s without TLS or a token: anyone who reaches the port can use "
+                "every model (see --tls-cert, --token-file)",
+                self.host,
+            )
+        log.info(
+            "listening on %s:%d (%s%s), model base %s",
+            self.host,
+            self.port,
+            ("mTLS" if self.mtls else "TLS") if self.credentials else "plaintext",
+            ", bearer token" if self.token else "",
+            self.model_base,
+        )
 
         self.registry.scan()
         self.registry.start(self.poll_interval)
@@ -117,6 +153,13 @@ class ModelServer:
         self.registry.stop()
 
 
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
 def _write_ready_file(path: str, port: int) -> None:
     tmp = f"{path}.tmp-{os.getpid()}"
     with open(tmp, "w") as f:
@@ -127,11 +170,16 @@ def _write_ready_file(path: str, port: int) -> None:
 def serve(
     model_base: str,
     port: int = 8500,
-    host: str = "0.0.0.0",
+    host: str = "127.0.0.1",
     poll_interval: float = 2.0,
     metrics_port: int | None = None,
     ready_file: str | None = None,
     model_config_file: str | None = None,
+    metrics_host: str | None = None,
+    tls_cert: str | None = None,
+    tls_key: str | None = None,
+    tls_client_ca: str | None = None,
+    token: str | None = None,
 ) -> None:
     """Serve the models under ``model_base`` until SIGINT or SIGTERM.
 
@@ -140,11 +188,20 @@ def serve(
     {"port": N, "pid": P}, and removed at exit: launchers and tests wait on it.
     ``model_config_file``: TF Serving's ModelServerConfig in text format (the
     models, their base paths, version policies and labels); without it every
-    model folder of the base is served.
+    model folder of the base is served. The other arguments are ModelServer's.
     """
     server = ModelServer(
-        model_base, port=port, host=host, poll_interval=poll_interval, metrics_port=metrics_port,
+        model_base,
+        port=port,
+        host=host,
+        poll_interval=poll_interval,
+        metrics_port=metrics_port,
         model_config_file=model_config_file,
+        metrics_host=metrics_host,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
+        tls_client_ca=tls_client_ca,
+        token=token,
     )
     stopping = threading.Event()
     previous = {}
@@ -181,9 +238,8 @@ def main(argv: list[str] | None = None) -> int:
         help="folder of models, NAME/VERSION/saved_model.pb (default: $MLBRIDGE_MODEL_BASE or ./models)",
     )
     parser.add_argument("--port", type=int, default=8500, help="gRPC port (0: any free port)")
-    parser.add_argument("--host", default="0.0.0.0")
     parser.add_argument("--poll-interval", type=float, default=2.0, help="seconds between scans")
-    parser.add_argument("--metrics-port", type=int, default=None, help="Prometheus /metrics port")
+    add_server_arguments(parser)
     parser.add_argument("--ready-file", default=None, help="written once the server is ready")
     parser.add_argument(
         "--model-config-file",
@@ -201,11 +257,10 @@ def main(argv: list[str] | None = None) -> int:
         serve(
             args.model_base,
             port=args.port,
-            host=args.host,
             poll_interval=args.poll_interval,
-            metrics_port=args.metrics_port,
             ready_file=args.ready_file,
             model_config_file=args.model_config_file,
+            **server_options(args),
         )
     except MlbridgeError as e:
         log.error("%s", e)
