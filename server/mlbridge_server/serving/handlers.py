@@ -88,7 +88,10 @@ def check_inputs(
         if expected - given:
             problems.append("missing input " + ", ".join(f'"{k}"' for k in sorted(expected - given)))
         if given - expected:
-            problems.append("unknown input " + ", ".join(f'"{k}"' for k in sorted(given - expected)))
+            unknown = sorted(given - expected)
+            shown = [f'"{k[:100]}"' + ("..." if len(k) > 100 else "") for k in unknown[:10]]
+            more = f" and {len(unknown) - 10} more" if len(unknown) > 10 else ""
+            problems.append("unknown input " + ", ".join(shown) + more)
         takes = ", ".join(sorted(expected)) or "no inputs"
         raise invalid(f"{'; '.join(problems)}: {where} takes {takes}")
     for key in sorted(inputs):
