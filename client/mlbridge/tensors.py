@@ -3,9 +3,24 @@
 Encoding puts numeric tensors in ``tensor_content`` (raw little-endian bytes,
 the cheapest form to build and parse) and strings in ``string_val``. Decoding
 accepts everything official clients send: ``tensor_content`` and every typed
-``*_val`` list, where a list shorter than the tensor repeats its last value (a
-single value fills the tensor, as ``tf.make_tensor_proto(1.0, shape=[3])``
-sends) and an empty list means zeros.
+``*_val`` list.
+
+The declared shape must match the values (``from_tensor_proto``), with N the
+shape's element count:
+
+- ``tensor_content`` must hold exactly N × item size bytes (as TensorFlow);
+- a typed ``*_val`` list must hold exactly N values (complex: N pairs), or
+  exactly one value, which fills the tensor: what
+  ``tf.make_tensor_proto(1.0, shape=[3])`` sends;
+- no values at all only for a tensor of no elements (N = 0).
+
+TensorFlow itself (``Tensor::FromProto``, ``tf.make_ndarray``) is laxer: it
+zero-fills a tensor sent without values and pads a short list with its last
+value. Those are refused here, with INVALID_ARGUMENT on the model server: a
+63-byte request declaring shape [12000000] with no values would otherwise cost
+the server 48 MB and a model run. The shape must also be fully known, with no
+more than ``MAX_RANK`` dimensions; ``element_count`` and ``decoded_nbytes``
+measure a tensor before it is decoded, for callers that cap sizes.
 
 dtype names follow numpy: "float32", "float64", "int32", "int64", "string",
 "bool", ... (``dtype_name`` / ``data_type``).
@@ -22,9 +37,12 @@ from mlbridge.wire import tensor_pb2, tensor_shape_pb2, types_pb2
 DataType = int  # a mlbridge.wire.types_pb2.DataType value
 
 __all__ = [
+    "MAX_RANK",
     "TensorCodecError",
     "data_type",
+    "decoded_nbytes",
     "dtype_name",
+    "element_count",
     "from_tensor_proto",
     "numpy_dtype",
     "to_tensor_proto",
@@ -36,6 +54,9 @@ class TensorCodecError(ValueError):
 
 
 _T = types_pb2
+
+# The most dimensions a decoded tensor may have: numpy's limit (TensorFlow's is 254).
+MAX_RANK = 64
 
 # DataType -> (name, numpy dtype or None when numpy has no such type).
 _TYPES: dict[int, tuple[str, np.dtype | None]] = {
@@ -235,14 +256,56 @@ def _is_string_like(array: Any) -> bool:
     return False
 
 
-def from_tensor_proto(proto: tensor_pb2.TensorProto) -> np.ndarray:
-    """Decode a TensorProto into a numpy array (strings as an object array of bytes)."""
+def _shape_of(proto: tensor_pb2.TensorProto) -> tuple[tuple[int, ...], int]:
+    """The declared shape and its element count, as Python ints (so absurd
+    sizes cannot overflow); refuses unknown or negative sizes and too many
+    dimensions."""
     if proto.tensor_shape.unknown_rank:
         raise TensorCodecError("a tensor must have a known shape")
-    shape = tuple(int(d.size) for d in proto.tensor_shape.dim)
+    dims = proto.tensor_shape.dim
+    if len(dims) > MAX_RANK:
+        raise TensorCodecError(f"a tensor may have at most {MAX_RANK} dimensions, got {len(dims)}")
+    shape = tuple(int(d.size) for d in dims)
     if any(s < 0 for s in shape):
         raise TensorCodecError(f"a tensor must have a fully known shape, got {list(shape)}")
-    count = int(np.prod(shape, dtype=np.int64))
+    count = 1
+    for size in shape:
+        count *= size
+    return shape, count
+
+
+def element_count(proto: tensor_pb2.TensorProto) -> int:
+    """How many elements the tensor's declared shape holds (checked as
+    ``from_tensor_proto`` checks it), without decoding anything."""
+    return _shape_of(proto)[1]
+
+
+def decoded_nbytes(proto: tensor_pb2.TensorProto) -> int:
+    """The bytes the tensor's values take once decoded, without decoding them:
+    elements × item size; for strings the length of every element (a single
+    value that fills the tensor counts once per element)."""
+    count = element_count(proto)
+    if proto.dtype == _T.DT_STRING:
+        values = proto.string_val
+        if len(values) == 1:
+            return len(values[0]) * count
+        return sum(len(v) for v in values)
+    np_dtype = _TYPES.get(proto.dtype, (None, None))[1]
+    return count * (np_dtype.itemsize if np_dtype is not None else 0)
+
+
+def _other_value_fields(proto: tensor_pb2.TensorProto, field: str) -> list[str]:
+    return sorted(
+        f.name
+        for f, _ in proto.ListFields()
+        if f.name.endswith("_val") and f.name != field
+    )
+
+
+def from_tensor_proto(proto: tensor_pb2.TensorProto) -> np.ndarray:
+    """Decode a TensorProto into a numpy array (strings as an object array of
+    bytes). The declared shape must match the values: see the module's doc."""
+    shape, count = _shape_of(proto)
     dt = proto.dtype
     if dt not in _TYPES:
         raise TensorCodecError(f"tensors of type {dtype_name(dt)} are not supported")
@@ -261,24 +324,39 @@ def from_tensor_proto(proto: tensor_pb2.TensorProto) -> np.ndarray:
         values = np.frombuffer(proto.tensor_content, dtype=wire)
         return values.astype(np_dtype).reshape(shape)
 
+    field = _VAL_FIELD[dt]
     try:
         values = _typed_values(proto, dt, np_dtype)
     except (OverflowError, ValueError) as e:
-        raise TensorCodecError(f"bad {_VAL_FIELD[dt]} for {dtype_name(dt)}: {e}") from e
+        raise TensorCodecError(f"bad {field} for {dtype_name(dt)}: {e}") from e
     if values.size == count:
         return values.reshape(shape)
     if values.size > count:
         raise TensorCodecError(
-            f"{_VAL_FIELD[dt]} holds {values.size} values, shape {list(shape)} has {count}"
+            f"{field} holds {values.size} values, shape {list(shape)} has {count}"
         )
     if values.size == 0:
-        if dt == _T.DT_STRING:
-            return np.full(shape, b"", dtype=object)
-        return np.zeros(shape, dtype=np_dtype)
-    # TensorFlow fills the rest of the tensor with the last value given.
-    filled = np.empty(count, dtype=np_dtype)
-    filled[: values.size] = values
-    filled[values.size :] = values[-1]
+        others = _other_value_fields(proto, field)
+        hint = (
+            f" ({', '.join(others)} cannot carry {dtype_name(dt)} values)" if others else ""
+        )
+        raise TensorCodecError(
+            f"shape {list(shape)} has {count} elements but the tensor carries no "
+            f"{dtype_name(dt)} values: send them in tensor_content or {field}{hint}"
+        )
+    if values.size != 1:
+        raise TensorCodecError(
+            f"{field} holds {values.size} values, shape {list(shape)} has {count}: "
+            "send every value, or a single one to fill the tensor"
+        )
+    # One value fills the tensor, as tf.make_tensor_proto(1.0, shape=[3]) sends.
+    try:
+        filled = np.empty(count, dtype=np_dtype)
+    except (MemoryError, ValueError) as e:
+        raise TensorCodecError(
+            f"cannot fill shape {list(shape)} of {dtype_name(dt)} ({count} elements): {e}"
+        ) from None
+    filled[:] = values[0]
     return filled.reshape(shape)
 
 

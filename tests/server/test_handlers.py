@@ -19,3 +19,14 @@ def test_error_summary_of_other_errors():
     )
     assert error_summary(TypeError("first\nsecond")) == "first"
     assert error_summary(ValueError()) == "ValueError"
+
+
+def test_long_error_messages_are_cut_to_fit_the_grpc_trailer():
+    import grpc
+
+    from mlbridge_server.serving.errors import MAX_MESSAGE_BYTES, invalid
+
+    error = invalid('unknown input "' + "é" * 10_000 + '"')
+    assert len(error.message.encode()) <= MAX_MESSAGE_BYTES
+    assert error.message.endswith("(message cut)") and error.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert invalid("short").message == "short"

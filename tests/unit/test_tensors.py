@@ -8,7 +8,9 @@ import pytest
 from mlbridge.tensors import (
     TensorCodecError,
     data_type,
+    decoded_nbytes,
     dtype_name,
+    element_count,
     from_tensor_proto,
     numpy_dtype,
     shape_proto,
@@ -144,14 +146,47 @@ def test_one_value_fills_the_tensor():
     np.testing.assert_array_equal(back, np.full((2, 3), 0.5, np.float32))
 
 
-def test_short_list_repeats_its_last_value_like_tensorflow():
-    back = from_tensor_proto(_proto(T.DT_INT64, [5], int64_val=[1, 2]))
-    assert back.tolist() == [1, 2, 2, 2, 2]
+def test_one_value_fills_the_tensor_of_every_type():
+    assert from_tensor_proto(_proto(T.DT_STRING, [3], string_val=[b"a"])).tolist() == [b"a"] * 3
+    back = from_tensor_proto(_proto(T.DT_COMPLEX64, [2], scomplex_val=[1, 2]))
+    np.testing.assert_array_equal(back, np.array([1 + 2j, 1 + 2j], np.complex64))
 
 
-def test_no_values_means_zeros():
-    assert from_tensor_proto(_proto(T.DT_DOUBLE, [3])).tolist() == [0.0, 0.0, 0.0]
-    assert from_tensor_proto(_proto(T.DT_STRING, [2])).tolist() == [b"", b""]
+def test_a_short_list_is_refused_though_tensorflow_pads_it():
+    # TensorFlow repeats the last value; a request that short is a mistake.
+    with pytest.raises(TensorCodecError, match=r"int64_val holds 2 values, shape \[5\] has 5"):
+        from_tensor_proto(_proto(T.DT_INT64, [5], int64_val=[1, 2]))
+
+
+def test_no_values_only_for_a_tensor_of_no_elements():
+    assert from_tensor_proto(_proto(T.DT_DOUBLE, [0])).shape == (0,)
+    assert from_tensor_proto(_proto(T.DT_STRING, [2, 0])).shape == (2, 0)
+    # TensorFlow would zero-fill these: 63 bytes could declare 12 million floats.
+    with pytest.raises(TensorCodecError, match=r"shape \[12000000\] has 12000000 elements"):
+        from_tensor_proto(_proto(T.DT_FLOAT, [12_000_000]))
+    with pytest.raises(TensorCodecError, match="no string values"):
+        from_tensor_proto(_proto(T.DT_STRING, [2]))
+
+
+def test_values_in_the_wrong_field_are_named():
+    with pytest.raises(TensorCodecError, match=r"float_val \(int_val cannot carry float32"):
+        from_tensor_proto(_proto(T.DT_FLOAT, [2], int_val=[1, 2]))
+
+
+def test_absurd_shapes_are_refused_before_anything_is_allocated():
+    proto = _proto(T.DT_FLOAT, [2**40, 2**40, 2**40], float_val=[1.0])
+    assert element_count(proto) == 2**120  # no int64 overflow
+    with pytest.raises(TensorCodecError, match="cannot fill"):
+        from_tensor_proto(proto)
+    with pytest.raises(TensorCodecError, match="at most 64 dimensions"):
+        from_tensor_proto(_proto(T.DT_FLOAT, [1] * 65, float_val=[1.0]))
+
+
+def test_decoded_nbytes():
+    assert decoded_nbytes(to_tensor_proto(np.zeros((3, 2), np.float64))) == 48
+    assert decoded_nbytes(_proto(T.DT_FLOAT, [1000], float_val=[1.0])) == 4000
+    assert decoded_nbytes(_proto(T.DT_STRING, [2], string_val=[b"ab", b"c"])) == 3
+    assert decoded_nbytes(_proto(T.DT_STRING, [4], string_val=[b"abc"])) == 12
 
 
 def test_too_many_values():

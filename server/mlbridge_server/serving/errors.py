@@ -4,6 +4,19 @@ from __future__ import annotations
 
 import grpc
 
+# The message travels percent-encoded in the grpc-message trailer (up to 3 bytes
+# a byte), and gRPC clients refuse trailers over 8 KiB by default, answering
+# RESOURCE_EXHAUSTED in place of our code: a message that echoes a long input
+# name or value is cut to this many UTF-8 bytes.
+MAX_MESSAGE_BYTES = 2000
+
+
+def _bounded(message: str) -> str:
+    data = message.encode("utf-8", "replace")
+    if len(data) <= MAX_MESSAGE_BYTES:
+        return message
+    return data[: MAX_MESSAGE_BYTES - 20].decode("utf-8", "ignore") + " ... (message cut)"
+
 
 class RequestError(Exception):
     """Answer the request with this gRPC status code and message.
@@ -15,6 +28,7 @@ class RequestError(Exception):
     """
 
     def __init__(self, code: grpc.StatusCode, message: str):
+        message = _bounded(message)
         super().__init__(message)
         self.code = code
         self.message = message

@@ -26,6 +26,7 @@ from mlbridge.wire import (
 )
 
 from .errors import RequestError, failed_precondition, invalid
+from .limits import RequestLimits
 from .registry import ModelRegistry
 
 log = logging.getLogger(__name__)
@@ -75,10 +76,12 @@ def check_inputs(
     signature: meta_graph_pb2.SignatureDef,
     inputs: Mapping[str, tensor_pb2.TensorProto],
     where: str,
+    limits: RequestLimits | None = None,
 ) -> dict[str, np.ndarray]:
     """Decode the request's inputs after checking them against the signature:
     the same names, each with the signature's dtype and a compatible shape,
-    and one batch size for all. Raises INVALID_ARGUMENT naming the problem."""
+    and one batch size for all; together within ``limits`` (checked before
+    anything is decoded). Raises INVALID_ARGUMENT naming the problem."""
     expected = set(signature.inputs)
     given = set(inputs)
     if expected != given:
@@ -86,20 +89,26 @@ def check_inputs(
         if expected - given:
             problems.append("missing input " + ", ".join(f'"{k}"' for k in sorted(expected - given)))
         if given - expected:
-            problems.append("unknown input " + ", ".join(f'"{k}"' for k in sorted(given - expected)))
+            unknown = sorted(given - expected)
+            shown = [f'"{k[:100]}"' + ("..." if len(k) > 100 else "") for k in unknown[:10]]
+            more = f" and {len(unknown) - 10} more" if len(unknown) > 10 else ""
+            problems.append("unknown input " + ", ".join(shown) + more)
         takes = ", ".join(sorted(expected)) or "no inputs"
         raise invalid(f"{'; '.join(problems)}: {where} takes {takes}")
+    for key in sorted(inputs):
+        info = signature.inputs[key]
+        if inputs[key].dtype != info.dtype:
+            raise invalid(
+                f'input "{key}" must be {dtype_name(info.dtype)}, '
+                f"got {dtype_name(inputs[key].dtype)} ({where})"
+            )
+    (limits or RequestLimits()).check(inputs)
 
     arrays: dict[str, np.ndarray] = {}
     batch: tuple[str, int] | None = None
     for key in sorted(inputs):
         tensor = inputs[key]
         info = signature.inputs[key]
-        if tensor.dtype != info.dtype:
-            raise invalid(
-                f'input "{key}" must be {dtype_name(info.dtype)}, got {dtype_name(tensor.dtype)} '
-                f"({where})"
-            )
         try:
             array = from_tensor_proto(tensor)
         except TensorCodecError as e:
@@ -146,8 +155,10 @@ def error_summary(error: BaseException) -> str:
 class Handlers:
     """The three calls of the server, on protobuf messages."""
 
-    def __init__(self, registry: ModelRegistry):
+    def __init__(self, registry: ModelRegistry, limits: RequestLimits | None = None):
         self.registry = registry
+        # The caps on a request's size: $MLBRIDGE_SERVING_MAX_REQUEST_* (limits.py).
+        self.limits = RequestLimits.from_env() if limits is None else limits
 
     def predict(self, request: predict_pb2.PredictRequest) -> predict_pb2.PredictResponse:
         spec = request.model_spec
@@ -155,7 +166,7 @@ class Handlers:
         signature_name = spec.signature_name or DEFAULT_SIGNATURE
         signature = _signature(servable, signature_name)
         where = _describe(servable, signature_name)
-        arrays = check_inputs(signature, request.inputs, where)
+        arrays = check_inputs(signature, request.inputs, where, self.limits)
 
         wanted = list(request.output_filter)
         unknown = [k for k in wanted if k not in signature.outputs]
