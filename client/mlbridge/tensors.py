@@ -57,6 +57,9 @@ _T = types_pb2
 
 # The most dimensions a decoded tensor may have: numpy's limit (TensorFlow's is 254).
 MAX_RANK = 64
+# The most elements the nonzero sizes of a shape may multiply to (far past any request cap; numpy
+# needs size x item size, up to 16 bytes, to fit in a signed 64-bit index).
+MAX_SPAN = 2**48
 
 # DataType -> (name, numpy dtype or None when numpy has no such type).
 _TYPES: dict[int, tuple[str, np.dtype | None]] = {
@@ -268,9 +271,14 @@ def _shape_of(proto: tensor_pb2.TensorProto) -> tuple[tuple[int, ...], int]:
     shape = tuple(int(d.size) for d in dims)
     if any(s < 0 for s in shape):
         raise TensorCodecError(f"a tensor must have a fully known shape, got {list(shape)}")
-    count = 1
+    count = span = 1
     for size in shape:
         count *= size
+        span *= max(size, 1)
+    # A zero-element tensor still gets an array of its shape, and numpy refuses a shape whose
+    # sizes multiply (zeros aside) past what an index can address: [0, 1e9, 2e9] is no tensor.
+    if span > MAX_SPAN:
+        raise TensorCodecError(f"a tensor's dimensions multiply to more than 2**48, got {list(shape)}")
     return shape, count
 
 

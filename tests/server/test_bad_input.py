@@ -153,8 +153,11 @@ def test_the_caps_are_per_request(server, stub):
     [
         ([-1], "fully known shape"),
         ([-(2**62)], "fully known shape"),
-        ([2**62, 2**62], "cap of"),
-        ([2**40, 2**40, 2**40, 0], "has 0"),  # zero elements, one value
+        ([2**62, 2**62], "multiply to more than 2**48"),
+        ([2**40, 2**40, 2**40, 0], "multiply to more than 2**48"),  # zero elements, yet no allocatable shape
+        ([0, 1_089_924_710, 2_115_598_434], "multiply to more than 2**48"),  # the fuzz found this one
+        ([2**20, 2**20], "cap of"),  # a tensor that could be, over the request cap
+        ([2**20, 0], "has 0"),  # zero elements, one value
         ([1] * 65, "at most 64 dimensions"),
     ],
 )
@@ -254,9 +257,14 @@ def tensor_protos(draw, dtype: int) -> tensor_pb2.TensorProto:
     return proto
 
 
+# derandomize: the same 200 examples on every run, so CI is reproducible (a random search found
+# the zero-element shape [0, 1089924710, 2115598434] that numpy could not allocate; run it with
+# derandomize=False and more examples to search further). No example database is written.
 @settings(
     max_examples=200,
     deadline=None,
+    derandomize=True,
+    database=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(model=st.sampled_from(sorted(_SIGNATURES)), data=st.data())

@@ -174,10 +174,15 @@ def test_values_in_the_wrong_field_are_named():
 
 
 def test_absurd_shapes_are_refused_before_anything_is_allocated():
-    proto = _proto(T.DT_FLOAT, [2**40, 2**40, 2**40], float_val=[1.0])
-    assert element_count(proto) == 2**120  # no int64 overflow
+    proto = _proto(T.DT_FLOAT, [2**24, 2**24], float_val=[1.0])
+    assert element_count(proto) == 2**48
     with pytest.raises(TensorCodecError, match="cannot fill"):
         from_tensor_proto(proto)
+    for shape in ([2**40, 2**40, 2**40], [0, 1_089_924_710, 2_115_598_434]):  # the second has no elements
+        with pytest.raises(TensorCodecError, match=r"multiply to more than 2\*\*48"):
+            from_tensor_proto(_proto(T.DT_FLOAT, shape))
+        with pytest.raises(TensorCodecError, match=r"multiply to more than 2\*\*48"):
+            element_count(_proto(T.DT_FLOAT, shape))
     with pytest.raises(TensorCodecError, match="at most 64 dimensions"):
         from_tensor_proto(_proto(T.DT_FLOAT, [1] * 65, float_val=[1.0]))
 
