@@ -167,42 +167,15 @@ def _write_ready_file(path: str, port: int) -> None:
     os.replace(tmp, path)
 
 
-def serve(
-    model_base: str,
-    port: int = 8500,
-    host: str = "127.0.0.1",
-    poll_interval: float = 2.0,
-    metrics_port: int | None = None,
-    ready_file: str | None = None,
-    model_config_file: str | None = None,
-    metrics_host: str | None = None,
-    tls_cert: str | None = None,
-    tls_key: str | None = None,
-    tls_client_ca: str | None = None,
-    token: str | None = None,
-) -> None:
+def serve(model_base: str, ready_file: str | None = None, **options) -> None:
     """Serve the models under ``model_base`` until SIGINT or SIGTERM.
 
+    ``options`` are ModelServer's (port, host, model_config_file, TLS, token, ...);
     ``port`` 0 picks a free port. ``ready_file``, when given, is written once
     the port is bound and the first scan has loaded the models, as JSON
     {"port": N, "pid": P}, and removed at exit: launchers and tests wait on it.
-    ``model_config_file``: TF Serving's ModelServerConfig in text format (the
-    models, their base paths, version policies and labels); without it every
-    model folder of the base is served. The other arguments are ModelServer's.
     """
-    server = ModelServer(
-        model_base,
-        port=port,
-        host=host,
-        poll_interval=poll_interval,
-        metrics_port=metrics_port,
-        model_config_file=model_config_file,
-        metrics_host=metrics_host,
-        tls_cert=tls_cert,
-        tls_key=tls_key,
-        tls_client_ca=tls_client_ca,
-        token=token,
-    )
+    server = ModelServer(model_base, **options)
     stopping = threading.Event()
     previous = {}
     if threading.current_thread() is threading.main_thread():
