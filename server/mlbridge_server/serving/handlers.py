@@ -177,13 +177,7 @@ class Handlers:
                 f"does not have (outputs: {outputs})"
             )
 
-        try:
-            results = servable.run(signature_name, arrays)
-        except RequestError:
-            raise
-        except Exception as e:  # a TensorFlow error on these inputs
-            log.debug("%s failed: %s", where, e)
-            raise invalid(f"{where} failed: {error_summary(e)}") from None
+        results = self.run(servable, signature_name, arrays, where)
 
         response = predict_pb2.PredictResponse()
         response.model_spec.name = servable.name
@@ -195,6 +189,20 @@ class Handlers:
             dtype = info.dtype if info is not None and info.dtype else None
             response.outputs[key].CopyFrom(to_tensor_proto(value, dtype))
         return response
+
+    def run(
+        self, servable: Any, signature_name: str, arrays: dict[str, np.ndarray], where: str
+    ) -> dict[str, np.ndarray]:
+        """Run a signature on inputs already checked against it: the one call
+        every protocol's predict goes through. An error TensorFlow raises on
+        these inputs answers INVALID_ARGUMENT naming ``where``."""
+        try:
+            return servable.run(signature_name, arrays)
+        except RequestError:
+            raise
+        except Exception as e:  # a TensorFlow error on these inputs
+            log.debug("%s failed: %s", where, e)
+            raise invalid(f"{where} failed: {error_summary(e)}") from None
 
     def get_model_metadata(
         self, request: get_model_metadata_pb2.GetModelMetadataRequest
