@@ -20,6 +20,7 @@ from mlbridge.serving_security import add_server_arguments, server_options
 from . import metrics as metrics_module
 from . import model_config
 from .handlers import Handlers
+from .loader import ModelProcesses
 from .registry import ModelRegistry
 from .security import TokenInterceptor, server_credentials
 from .service import add_to_server
@@ -60,6 +61,7 @@ class ModelServer:
         tls_key: str | None = None,
         tls_client_ca: str | None = None,
         token: str | None = None,
+        load_threads: int = 2,
     ):
         self.model_base = os.path.abspath(model_base)
         # Read before anything binds: a bad config file stops the start (ConfigError).
@@ -79,7 +81,12 @@ class ModelServer:
         self.poll_interval = poll_interval
         self.metrics_port = metrics_port
         self.max_workers = max_workers
-        self.registry = ModelRegistry(self.model_base, keep_older=keep_older, models=models)
+        # Each loaded version runs in a model process of its own (loader.py).
+        self.processes = ModelProcesses()
+        self.registry = ModelRegistry(
+            self.model_base, keep_older=keep_older, models=models,
+            loader=self.processes.load, load_threads=load_threads,
+        )
         self.health = health.HealthServicer()
         self._server: grpc.Server | None = None
 
@@ -90,9 +97,9 @@ class ModelServer:
     def start(self) -> int:
         """Bind, load the models, and report SERVING; returns the bound port
         (useful with port 0)."""
-        # TensorFlow's import (a few seconds) happens here rather than in the
-        # first request; servable sets TF_CPP_MIN_LOG_LEVEL before it.
-        from . import servable  # noqa: F401
+        # The loader process imports TensorFlow (seconds) now, not at the first
+        # load; this process never does.
+        self.processes.start()
 
         if not os.path.isdir(self.model_base):
             log.warning("model base %s does not exist (yet): polling for it", self.model_base)
@@ -151,6 +158,7 @@ class ModelServer:
             self._server.stop(grace).wait()
             self._server = None
         self.registry.stop()
+        self.processes.stop()
 
 
 def _loopback(host: str) -> bool:
@@ -212,6 +220,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--port", type=int, default=8500, help="gRPC port (0: any free port)")
     parser.add_argument("--poll-interval", type=float, default=2.0, help="seconds between scans")
+    parser.add_argument(
+        "--load-threads", type=int, default=2,
+        help="models loaded at the same time (each version loads in a process of its own)",
+    )
     add_server_arguments(parser)
     parser.add_argument("--ready-file", default=None, help="written once the server is ready")
     parser.add_argument(
@@ -231,6 +243,7 @@ def main(argv: list[str] | None = None) -> int:
             args.model_base,
             port=args.port,
             poll_interval=args.poll_interval,
+            load_threads=args.load_threads,
             ready_file=args.ready_file,
             model_config_file=args.model_config_file,
             **server_options(args),

@@ -19,9 +19,15 @@ versions its version policy selects (latest n, all, specific); a version the
 policy drops is unloaded and answers NOT_FOUND, and labels name versions.
 Swapping configs loads the new versions before it unloads the old ones.
 
-A version or model removed from disk is unloaded at the next scan. TensorFlow
-seldom returns the memory of a dropped SavedModel to the system, so a server
-that cycles through many versions grows; restart it, or keep few versions.
+A version or model removed from disk is unloaded at the next scan. The
+server's loader (loader.py) runs each version in a process of its own, so an
+unloaded version's memory goes back to the system; one whose process dies is
+loaded again at the next scan.
+
+Loading is not serial: each scan hands every model to a pool of load threads
+(``load_threads``), one task per model at a time, so a slow or hanging load
+holds up only its own model. A scan from the poller does not wait for them; the
+first scan, ``configure`` and an explicit ``scan()`` do.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -105,9 +112,23 @@ def _default_loader(name: str, version: int, path: str) -> Any:
 
 
 def _default_signature_reader(path: str) -> SignatureDefMap:
-    from .servable import read_signature_defs
+    from .signatures import read_signature_defs
 
     return read_signature_defs(path)
+
+
+def _alive(servable: Any) -> bool:
+    """False for a servable whose model process died (killed, out of memory):
+    it stays in place, answering UNAVAILABLE, until its replacement is loaded."""
+    return getattr(servable, "alive", True) is not False
+
+
+def _close(servable: Any) -> None:
+    """Let an unloaded servable go: a model process exits (loader.py) once the
+    requests still running on it are done; an in-process one is left to gc."""
+    close = getattr(servable, "close", None)
+    if close is not None:
+        close()
 
 
 class ModelRegistry:
@@ -122,6 +143,7 @@ class ModelRegistry:
         loader: Loader | None = None,
         signature_reader: SignatureReader | None = None,
         models: list[ModelEntry] | None = None,
+        load_threads: int = 2,
     ):
         self.base = base
         # None: every model folder of the base (today's behaviour); else the
@@ -140,6 +162,10 @@ class ModelRegistry:
         self.first_scan_done = threading.Event()
         self._stop = threading.Event()
         self._poller: threading.Thread | None = None
+        # Models are brought in line with the disk by these threads, each
+        # model by one task at a time: a slow load holds up only its model.
+        self._pool = ThreadPoolExecutor(max(1, load_threads), thread_name_prefix="model-load")
+        self._tasks: dict[str, Future] = {}
 
     # -- scanning -------------------------------------------------------------
 
@@ -160,7 +186,8 @@ class ModelRegistry:
                     before, after = old.get(name), new.get(name)
                     if after is not None and before is not None and before.base_path != after.base_path:
                         # Other files under the same name: load them afresh.
-                        self._models.pop(name)
+                        for servable in self._models.pop(name).loaded.values():
+                            _close(servable)
                 self._config = new
             self._scan_locked()
 
@@ -175,12 +202,14 @@ class ModelRegistry:
                 disk[name] = versions
         return disk
 
-    def scan(self) -> None:
-        """Bring the loaded versions in line with the disk (one poll)."""
+    def scan(self, wait: bool = True) -> None:
+        """Bring the loaded versions in line with the disk (one poll). With
+        ``wait``, return once every model is; else the loads go on in the
+        background (a model still busy from the last scan is left to it)."""
         with self._scan_lock:
-            self._scan_locked()
+            self._scan_locked(wait)
 
-    def _scan_locked(self) -> None:
+    def _scan_locked(self, wait: bool = True) -> None:
         config = self._config
         disk = self._disk()
         dropped = False
@@ -191,12 +220,14 @@ class ModelRegistry:
                     if model.loaded:
                         log.info("model %s removed from disk: unloaded", name)
                         dropped = True
+                    for servable in model.loaded.values():
+                        _close(servable)
             for name, versions in disk.items():
                 model = self._models.setdefault(name, _Model(name))
                 model.on_disk = dict(versions)
                 for version in list(model.loaded):
                     if version not in versions:
-                        del model.loaded[version]
+                        _close(model.loaded.pop(version))
                         log.info("model %s version %d removed from disk: unloaded", name, version)
                         dropped = True
                 for version in list(model.failed):
@@ -209,15 +240,41 @@ class ModelRegistry:
                 if path not in live:
                     self._signature_cache.pop(path, None)
 
+        waiting = []
         for name in sorted(disk):
             entry = config.get(name) if config is not None else None
-            if entry is None:
-                self._update_latest(name, disk[name])
-            elif self._apply_policy(entry, disk[name]):
-                dropped = True
+            with self._lock:
+                busy = self._tasks.get(name)
+            if busy is not None and not busy.done():
+                if not wait:
+                    continue
+                busy.result()
+            task = self._pool.submit(self._update_model, name, entry, disk[name])
+            with self._lock:
+                self._tasks[name] = task
+            waiting.append(task)
+        if wait:
+            for task in waiting:
+                if task.result():
+                    dropped = True
         if dropped:
             gc.collect()
-        self.first_scan_done.set()
+        if wait:
+            self.first_scan_done.set()
+
+    def _update_model(
+        self, name: str, entry: ModelEntry | None, versions: dict[int, VersionDir]
+    ) -> bool:
+        """One model brought in line with its versions on disk; True when
+        something was unloaded."""
+        try:
+            if entry is None:
+                self._update_latest(name, versions)
+                return False
+            return self._apply_policy(entry, versions)
+        except Exception:  # keep the others going; the next scan tries again
+            log.exception("updating model %s failed", name)
+            return False
 
     def _update_latest(self, name: str, versions: dict[int, VersionDir]) -> None:
         chosen = None
@@ -226,7 +283,7 @@ class ModelRegistry:
                 model = self._models.get(name)
                 if model is None:
                     return
-                if version in model.loaded:
+                if version in model.loaded and _alive(model.loaded[version]):
                     chosen = version
                     break
                 if self._failed_unchanged(model, versions[version]):
@@ -264,7 +321,9 @@ class ModelRegistry:
                 model = self._models.get(name)
                 if model is None:
                     return False
-                if version in model.loaded or self._failed_unchanged(model, versions[version]):
+                if version in model.loaded and _alive(model.loaded[version]):
+                    continue
+                if self._failed_unchanged(model, versions[version]):
                     continue
             try:
                 self._ensure_loaded(name, versions[version])
@@ -278,7 +337,7 @@ class ModelRegistry:
             model.served = wanted
             for version in list(model.loaded):
                 if version not in wanted:
-                    del model.loaded[version]
+                    _close(model.loaded.pop(version))
                     model.ended.add(version)
                     dropped = True
                     log.info(
@@ -301,7 +360,7 @@ class ModelRegistry:
         """Unload the least recently used older versions beyond keep_older."""
         older = [v for v in model.loaded if v != model.latest]
         for version in older[: max(0, len(older) - self.keep_older)]:
-            del model.loaded[version]
+            _close(model.loaded.pop(version))
             log.info("model %s version %d unloaded (least recently used)", model.name, version)
 
     # -- loading --------------------------------------------------------------
@@ -316,8 +375,14 @@ class ModelRegistry:
             with self._lock:
                 model = self._models.setdefault(name, _Model(name))
                 model.on_disk.setdefault(vdir.version, vdir)
-                if vdir.version in model.loaded:
-                    return model.loaded[vdir.version]
+                dead = model.loaded.get(vdir.version)
+                if dead is not None and _alive(dead):
+                    return dead
+                if dead is not None:
+                    log.error(
+                        "model %s version %d: its model process ended unexpectedly; loading it again",
+                        name, vdir.version,
+                    )
                 files = modelbase.fingerprint(vdir.path)
                 failure = model.failed.get(vdir.version)
                 if failure is not None and failure[0] == files:
@@ -333,20 +398,25 @@ class ModelRegistry:
                     model.loading.discard(vdir.version)
                     model.failed[vdir.version] = (files, error)
                 raise LoadError(error) from e
+            pid = getattr(servable, "pid", None)
             log.info(
-                "model %s version %d loaded in %.2fs",
+                "model %s version %d loaded in %.2fs%s",
                 name,
                 vdir.version,
                 time.monotonic() - started,
+                f" (model process {pid})" if pid is not None else "",
             )
             with self._lock:
                 model.loading.discard(vdir.version)
                 model.failed.pop(vdir.version, None)
+                replaced = model.loaded.get(vdir.version)
+                if replaced is not None:
+                    _close(replaced)
                 model.loaded[vdir.version] = servable
                 if self._models.get(name) is not model:
                     # Removed from disk while it loaded: it stays usable for
                     # this request, and is not kept.
-                    del model.loaded[vdir.version]
+                    _close(model.loaded.pop(vdir.version))
             return servable
 
     # -- requests -------------------------------------------------------------
@@ -514,10 +584,11 @@ class ModelRegistry:
         if self._poller is not None:
             self._poller.join(timeout=30)
             self._poller = None
+        self._pool.shutdown(wait=False, cancel_futures=True)
 
     def _poll(self, poll_interval: float) -> None:
         while not self._stop.wait(poll_interval):
             try:
-                self.scan()
+                self.scan(wait=False)
             except Exception:  # keep polling: the next scan may succeed
                 log.exception("scanning %s failed", self.base)

@@ -17,47 +17,12 @@ import tensorflow as tf  # noqa: E402
 # without it a tree model's SavedModel fails to load with "Op type not registered". Imported
 # here, by the one module that loads SavedModels, so every loader has it.
 import ydf_tf  # noqa: E402,F401
-from google.protobuf import text_format  # noqa: E402
-from tensorflow.core.protobuf import saved_model_pb2  # noqa: E402
 
-from mlbridge.wire import get_model_metadata_pb2  # noqa: E402
-
-from .modelbase import saved_model_file  # noqa: E402
-
-SERVE_TAG = "serve"
+from .signatures import read_signature_defs  # noqa: E402
 
 # Every TF2 SavedModel has this entry in its signature_def: it runs the
 # initializers and is never a signature a client calls.
 INIT_OP_SIGNATURE = "__saved_model_init_op"
-
-
-def read_signature_defs(path: str) -> get_model_metadata_pb2.SignatureDefMap:
-    """The signatures of the SavedModel in ``path``, read from saved_model.pb
-    without loading it: the SignatureDefMap TF Serving returns, field for field.
-
-    The file is parsed with TensorFlow's own SavedModel message; its
-    SignatureDef entries are carried over to ours as bytes, which works
-    because the two are wire-compatible."""
-    filename = saved_model_file(path)
-    if filename is None:
-        raise FileNotFoundError(f"no saved_model.pb in {path}")
-    saved_model = saved_model_pb2.SavedModel()
-    with open(filename, "rb") as f:
-        data = f.read()
-    if filename.endswith(".pbtxt"):
-        text_format.Parse(data.decode("utf-8"), saved_model)
-    else:
-        saved_model.ParseFromString(data)
-    if not saved_model.meta_graphs:
-        raise ValueError(f"{filename} holds no MetaGraphDef")
-    meta_graph = next(
-        (mg for mg in saved_model.meta_graphs if SERVE_TAG in mg.meta_info_def.tags),
-        saved_model.meta_graphs[0],
-    )
-    out = get_model_metadata_pb2.SignatureDefMap()
-    for key, signature in meta_graph.signature_def.items():
-        out.signature_def[key].ParseFromString(signature.SerializeToString())
-    return out
 
 
 class Servable:

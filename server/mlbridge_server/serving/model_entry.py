@@ -1,0 +1,13 @@
+"""Where a model process starts: a name the front can pickle as the target
+of a process without importing TensorFlow itself (model_process.py does; the
+loader process imported it already, so the import here is free)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def serve(name: str, version: int, path: str, control: Any, requests: list[Any]) -> None:
+    from .model_process import serve as serve_model
+
+    serve_model(name, version, path, control, requests)

@@ -1,0 +1,175 @@
+"""Each loaded version runs in a model process of its own (serving/loader.py):
+an unloaded version's process exits and its memory goes with it, a slow load
+holds up only its own model, and a model process that dies is loaded again."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mlbridge.serving_client import ModelServerClient, ServingError
+
+from .conftest import install_version, run_server, wait_until
+
+X = np.array([0.5, -1.0, 2.0], dtype=np.float32)
+Y = np.array([1.5, 0.0, -3.0], dtype=np.float32)
+
+# The issue's bound on what 20 load and unload cycles may add to the server's memory.
+MAX_GROWTH_BYTES = 50 * 1024 * 1024
+
+
+def _children() -> dict[int, list[int]]:
+    tree: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        tree.setdefault(ppid, []).append(int(entry))
+    return tree
+
+
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and all of its descendants."""
+    tree = _children()
+    out, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        out.append(current)
+        todo.extend(tree.get(current, []))
+    return out
+
+
+def pss_bytes(pids: list[int]) -> int:
+    """The summed proportional set size of ``pids``: shared pages are counted
+    once in all, split between the processes sharing them."""
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/smaps_rollup") as f:
+                for line in f:
+                    if line.startswith("Pss:"):
+                        total += int(line.split()[1]) * 1024
+                        break
+        except OSError:  # it exited meanwhile
+            pass
+    return total
+
+
+def model_pid(output: str, name: str, version: int) -> int:
+    found = re.findall(rf"model {name} version {version} loaded in \S+ \(model process (\d+)\)", output)
+    assert found, f"no load of {name}:{version} in the log:\n{output[-3000:]}"
+    return int(found[-1])
+
+
+def alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def base(tmp_path, saved_models) -> Path:
+    base = tmp_path / "base"
+    install_version(base, "churn", 1, saved_models["churn_v1"])
+    return base
+
+
+def test_unloaded_version_process_exits_and_memory_stays_flat(base, tmp_path, saved_models):
+    with run_server(base, tmp_path, 0.2) as server, ModelServerClient(server.target, timeout=30) as client:
+        client.predict("churn", None, {"x": X, "y": Y})
+        first = model_pid(server.output(), "churn", 1)
+        assert alive(first)
+        start = pss_bytes(process_tree(server.proc.pid))
+        processes_at_start = len(process_tree(server.proc.pid))
+
+        for version in range(2, 22):  # 20 cycles: load the next version, unload the last
+            install_version(base, "churn", version, saved_models["churn_v1" if version % 2 else "churn_v2"])
+            wait_until(lambda v=version: client.metadata("churn").version == v, what=f"version {version}")
+            client.predict("churn", None, {"x": X, "y": Y})
+            shutil.rmtree(base / "churn" / str(version - 1))
+            wait_until(
+                lambda v=version: (m := {s.version: s for s in client.list_models("churn")})
+                and v - 1 not in m,
+                what=f"version {version - 1} unloaded",
+            )
+        # Unloaded processes linger a few seconds for requests that resolved them.
+        wait_until(lambda: not alive(first), timeout=30, what="the first version's process gone")
+        wait_until(
+            lambda: len(process_tree(server.proc.pid)) == processes_at_start,
+            timeout=30,
+            what="only the last version's model process left",
+        )
+        end = pss_bytes(process_tree(server.proc.pid))
+        assert client.predict("churn", None, {"x": X, "y": Y})["score"].shape == (3,)
+        assert end - start <= MAX_GROWTH_BYTES, (
+            f"20 load/unload cycles grew the server from {start >> 20} MB to {end >> 20} MB"
+        )
+
+
+def test_a_load_that_hangs_holds_up_only_its_own_model(base, tmp_path, saved_models):
+    # A version whose variables file is a FIFO: reading it blocks until someone
+    # writes to it, so its load hangs.
+    with run_server(base, tmp_path, 0.2, "--load-threads", "2") as server, \
+            ModelServerClient(server.target, timeout=30) as client:
+        hung = base / "hung"
+        hung.mkdir()
+        staging = hung / ".tmp-1"
+        shutil.copytree(saved_models["churn_v1"], staging)
+        variables = next((staging / "variables").glob("variables.data-*"))
+        variables.unlink()
+        os.mkfifo(variables)
+        staging.rename(hung / "1")
+        variables = next((hung / "1" / "variables").glob("variables.data-*"))
+        wait_until(
+            lambda: {s.version: s.state for s in client.list_models("hung")} == {1: "LOADING"},
+            what="hung version 1 LOADING",
+        )
+        assert client.predict("churn", None, {"x": X, "y": Y})["score"].shape == (3,)
+        install_version(base, "churn", 2, saved_models["churn_v2"])
+        wait_until(lambda: client.metadata("churn").version == 2, what="churn 2 served beside the hung load")
+        with pytest.raises(ServingError) as info:
+            client.predict("hung", None, {"x": X, "y": Y})
+        assert info.value.transient and "loading" in info.value.details
+        # Unblock it: the truncated variables make the load fail, reported, never served.
+        with open(variables, "wb"):
+            pass
+        failed = wait_until(
+            lambda: (s := client.list_models("hung")) and s[0].state == "FAILED" and s[0],
+            what="the hung load reported FAILED",
+        )
+        assert failed.error
+        assert "model hung version 1 failed to load" in server.output()
+        assert client.predict("churn", None, {"x": X, "y": Y})["score"].shape == (3,)
+
+
+def test_a_killed_model_process_is_loaded_again(base, tmp_path):
+    with run_server(base, tmp_path, 0.2) as server, ModelServerClient(server.target, timeout=30) as client:
+        client.predict("churn", None, {"x": X, "y": Y})
+        pid = model_pid(server.output(), "churn", 1)
+        os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 60
+        while re.search(rf"model churn version 1 loaded in \S+ \(model process (?!{pid}\))",
+                        server.output()) is None:
+            assert time.monotonic() < deadline, server.output()[-3000:]
+            try:  # a request meanwhile fails as transient, or finds the new process
+                client.predict("churn", None, {"x": X, "y": Y})
+            except ServingError as e:
+                assert e.transient, e
+            time.sleep(0.1)
+        assert "its model process ended unexpectedly" in server.output()
+        assert client.predict("churn", None, {"x": X, "y": Y})["score"].shape == (3,)
+        assert alive(server.proc.pid)
