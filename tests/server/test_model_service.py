@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from google.protobuf import wrappers_pb2
 
+from mlbridge.serving_client import ModelServerClient
 from mlbridge.tensors import from_tensor_proto, to_tensor_proto
 from mlbridge.wire import (
     get_model_status_pb2,
@@ -143,6 +144,14 @@ def test_predict_by_label(channel, saved_models):
     with pytest.raises(grpc.RpcError) as info:
         predict(channel, version=wrappers_pb2.Int64Value(value=3))
     assert info.value.code() == grpc.StatusCode.NOT_FOUND and "version policy" in info.value.details()
+
+
+def test_list_models_lists_only_the_versions_the_policy_serves(server):
+    # Version 3 is on disk, but the policy serves 1 and 2: the bridge's catalog
+    # must not offer it to SQL callers.
+    with ModelServerClient(server.target, timeout=30) as client:
+        listed = {m.version: m.state for m in client.list_models("churn")}
+    assert listed == {1: "AVAILABLE", 2: "AVAILABLE"}
 
 
 def test_reload_config_switches_policy_at_run_time(channel, base):

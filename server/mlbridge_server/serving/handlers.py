@@ -230,6 +230,10 @@ class Handlers:
     ) -> model_catalog_pb2.ListModelsResponse:
         response = model_catalog_pb2.ListModelsResponse()
         for status in self.registry.statuses(request.name):
+            if not status.served:
+                # Not in its model's version policy: a request for it would get
+                # NOT_FOUND, so the bridge must not offer it to SQL callers.
+                continue
             item = response.models.add(
                 name=status.name,
                 version=status.version,
