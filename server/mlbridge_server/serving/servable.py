@@ -20,15 +20,14 @@ import ydf_tf  # noqa: E402,F401
 from google.protobuf import text_format  # noqa: E402
 from tensorflow.core.protobuf import saved_model_pb2  # noqa: E402
 
+# INIT_OP_SIGNATURE: every TF2 SavedModel has this entry in its signature_def: it runs the
+# initializers and is never a signature a client calls.
+from mlbridge.serving_constants import INIT_OP_SIGNATURE  # noqa: E402
 from mlbridge.wire import get_model_metadata_pb2  # noqa: E402
 
 from .modelbase import saved_model_file  # noqa: E402
 
 SERVE_TAG = "serve"
-
-# Every TF2 SavedModel has this entry in its signature_def: it runs the
-# initializers and is never a signature a client calls.
-INIT_OP_SIGNATURE = "__saved_model_init_op"
 
 
 def read_signature_defs(path: str) -> get_model_metadata_pb2.SignatureDefMap:
