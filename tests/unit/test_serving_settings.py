@@ -170,3 +170,11 @@ def test_both_entry_points_take_the_same_flags():
     args = cli.parse_args(["serve", "--host", "0.0.0.0", "--no-batching"])
     s = ServerSettings.resolve(args, environ={})
     assert (s.host, s.enable_batching, s.metrics_host) == ("0.0.0.0", False, None)
+
+
+def test_every_setting_is_documented():
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "serving.md").read_text()
+    missing = [n for n in names() if f"| `{n}` |" not in text or f"MLBRIDGE_SERVING_{n.upper()}" not in text]
+    assert not missing, f"docs/serving.md lacks the settings {missing}"
