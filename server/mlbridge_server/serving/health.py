@@ -69,10 +69,6 @@ class ServerHealth:
                     log.debug("health of model %s: %s", name,
                               health_pb2.HealthCheckResponse.ServingStatus.Name(status), extra={"model": name})
 
-    def model_status(self, name: str) -> int | None:
-        with self._lock:
-            return self._models.get(name)
-
     def shutdown(self) -> None:
         """NOT_SERVING everywhere, for good: later updates are ignored."""
         self.servicer.enter_graceful_shutdown()
