@@ -272,11 +272,13 @@ def test_json_logs_one_object_a_line_with_model_and_version(server, client):
 
 
 def test_sigterm_lets_the_running_call_finish_refuses_new_ones_and_exits_0(tmp_path):
-    """`mlbridge serve` from a settings file; SIGTERM while a 2 s call runs."""
+    """`mlbridge serve` from a settings file; SIGTERM while a 2 s call runs and a client watches
+    the model's health. The grace period is long (30 s) so that a stop held up by the open Watch
+    stream, rather than by the call, cannot pass for a prompt one."""
     build_slow(tmp_path / "models" / "slow" / "1")
     port = free_port()
     settings = tmp_path / "settings.toml"
-    settings.write_text(f"[serving]\nmodel_base = 'models'\nport = {port}\nshutdown_grace = 10\n"
+    settings.write_text(f"[serving]\nmodel_base = 'models'\nport = {port}\nshutdown_grace = 30\n"
                         "log_format = 'json'\n")
     ready = tmp_path / "ready"
     log = tmp_path / "server.log"
@@ -299,10 +301,25 @@ def test_sigterm_lets_the_running_call_finish_refuses_new_ones_and_exits_0(tmp_p
                 except ServingError as e:
                     outcome["error"] = e
 
+        watched: list = []
+
+        def watch() -> None:
+            with grpc.insecure_channel(process.target) as ch:
+                stream = health_pb2_grpc.HealthStub(ch).Watch(health_pb2.HealthCheckRequest(service="slow"))
+                try:
+                    for reply in stream:
+                        watched.append(reply.status)
+                    watched.append("ended")
+                except grpc.RpcError as e:
+                    watched.append(e.code())
+
+        watcher = threading.Thread(target=watch)
+        watcher.start()
         caller = threading.Thread(target=slow_call)
         caller.start()
         time.sleep(0.8)  # the call is running in the model
         assert "waited" not in outcome and "error" not in outcome
+        assert watched == [SERVING]
         signalled = time.monotonic()
         proc.send_signal(signal.SIGTERM)
         time.sleep(0.3)
@@ -313,11 +330,13 @@ def test_sigterm_lets_the_running_call_finish_refuses_new_ones_and_exits_0(tmp_p
         caller.join(30)
         assert "error" not in outcome, outcome
         assert outcome["waited"] >= 2.0
-        assert proc.wait(15) == 0
-        assert time.monotonic() - signalled < 10  # within the grace period
+        assert proc.wait(30) == 0
+        assert time.monotonic() - signalled < 20  # the call's time, not the 30 s grace period
+        watcher.join(10)
+        assert watched == [SERVING, NOT_SERVING, "ended"]
         assert not ready.exists()
         records = [json.loads(line) for line in process.output().splitlines() if line.startswith("{")]
         assert any(r["message"].startswith("stopping") for r in records)
-        assert records[-1]["message"] == "stopped"
+        assert any(r["message"] == "stopped" for r in records)
     finally:
         process.stop()

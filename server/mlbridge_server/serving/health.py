@@ -11,7 +11,8 @@ Service names a health check may ask for:
   for one model is ``grpc: {port: 8500, service: churn}``.
 
 A model named exactly like a hosted gRPC service would share its entry; the service's status
-wins and a warning says so. Model states follow the registry through its listener, so a check
+wins and a warning says so. At shutdown every name turns NOT_SERVING, and open Watch streams
+receive it and then end, so that they do not hold the stop for the whole grace period. Model states follow the registry through its listener, so a check
 sees a version as soon as it is loaded, not at the next poll.
 """
 
@@ -29,9 +30,48 @@ SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
 
+class _HealthServicer(health.HealthServicer):
+    """grpc_health's servicer, whose Watch streams end when the server shuts down. Left open,
+    one client's Watch would hold the stop for the whole grace period: a Watch never ends on
+    its own, and gRPC's stop(grace) waits for every call still open."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._watchers: set = set()
+        self._watchers_lock = threading.Lock()
+        self._closed = False
+
+    def Watch(self, request, context, send_response_callback=None):  # noqa: N802 (gRPC's name)
+        result = super().Watch(request, context, send_response_callback)
+        if send_response_callback is not None:  # the non-blocking form, which grpc.server uses
+            with self._watchers_lock:
+                if self._closed:
+                    send_response_callback(None)
+                    return result
+                self._watchers.add(send_response_callback)
+
+            def forget() -> None:
+                with self._watchers_lock:
+                    self._watchers.discard(send_response_callback)
+
+            context.add_callback(forget)
+        return result
+
+    def close_watches(self) -> None:
+        """End every open Watch (after its NOT_SERVING was sent), and any opened later."""
+        with self._watchers_lock:
+            self._closed = True
+            watchers, self._watchers = list(self._watchers), set()
+        for send in watchers:
+            try:
+                send(None)  # None: the call ends with OK
+            except Exception:  # a call the client already left
+                log.debug("closing a health watch failed", exc_info=True)
+
+
 class ServerHealth:
     def __init__(self, services: Iterable[str]):
-        self.servicer = health.HealthServicer()
+        self.servicer = _HealthServicer()
         self.services = ("", *services)
         self._models: dict[str, int] = {}
         self._server_status = NOT_SERVING
@@ -70,5 +110,7 @@ class ServerHealth:
                               health_pb2.HealthCheckResponse.ServingStatus.Name(status), extra={"model": name})
 
     def shutdown(self) -> None:
-        """NOT_SERVING everywhere, for good: later updates are ignored."""
+        """NOT_SERVING everywhere, for good (later updates are ignored), sent to every Watch,
+        which then ends."""
         self.servicer.enter_graceful_shutdown()
+        self.servicer.close_watches()
