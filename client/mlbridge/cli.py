@@ -11,6 +11,7 @@ import sys
 from . import __version__
 from .config import DEFAULT_SERVER, model_base, resolve_dsn, server_target
 from .errors import MlbridgeError
+from .serving_constants import DEFAULT_PORT
 from .serving_security import add_client_arguments
 from .serving_settings import add_arguments as add_serving_arguments
 
@@ -292,7 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("up", help="database + model server + bridge; Ctrl-C stops all")
     p.add_argument("--dsn", help="use this database instead of the private one")
     p.add_argument("--model-base")
-    p.add_argument("--port", type=int, default=8500, help="model server port")
+    p.add_argument("--port", type=int, default=DEFAULT_PORT, help="model server port")
     p.add_argument("--ready-file", help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_up)
 
