@@ -115,7 +115,7 @@ class ServerSettings:
     num_batch_threads: int = _setting(2, "int", "threads running batches", minimum=1)
     max_enqueued_batches: int = _setting(
         64, "int", "batches waiting per model version before calls are refused UNAVAILABLE", minimum=1)
-    load_threads: int = _setting(2, "int", "model versions loaded at the same time", minimum=1)
+    load_threads: int = _setting(2, "int", "models loaded at the same time", minimum=1)
     # Not a setting of its own: resolved from token_file or $MLBRIDGE_SERVER_TOKEN (see above).
     token: str | None = field(default=None, repr=False, compare=False, metadata={"kind": None})
 
@@ -126,6 +126,9 @@ class ServerSettings:
                 _check(f, value, f"setting {f.name}")
         if self.token is not None:
             check_token(self.token)
+        elif self.token_file:
+            # ServerSettings(token_file=...) built directly must not serve without its token.
+            object.__setattr__(self, "token", read_token_file(self.token_file))
 
     def __repr__(self) -> str:  # never the token
         shown = ", ".join(f"{f.name}={getattr(self, f.name)!r}" for f in settings_fields())
@@ -136,6 +139,8 @@ class ServerSettings:
         if unknown:
             raise MlbridgeError(f"mlbridge: unknown model server setting {', '.join(unknown)}; "
                                 f"known: {', '.join(names())}")
+        if "token_file" in changes and "token" not in changes:
+            changes["token"] = None  # read from the new file
         return dataclasses.replace(self, **changes)
 
     @classmethod

@@ -104,6 +104,12 @@ def test_token_sources_in_order(tmp_path):
     assert s.token == "from-conf" and s.token_file == str(conf_file)
     assert "from-conf" not in repr(s) and "token=***" in repr(s)
     assert ServerSettings.resolve(None, environ={}).token is None
+    # Built directly (ModelServer(token_file=...)), the file is read all the same.
+    assert ServerSettings(token_file=str(flag_file)).token == "from-flag"
+    assert ServerSettings().replace(token_file=str(conf_file)).token == "from-conf"
+    assert ServerSettings(token_file=str(flag_file)).replace(token_file=str(conf_file)).token == "from-conf"
+    with pytest.raises(MlbridgeError, match="cannot read the token file"):
+        ServerSettings(token_file=str(tmp_path / "missing"))
 
 
 @pytest.mark.parametrize("environ, message", [
