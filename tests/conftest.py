@@ -23,6 +23,9 @@ for _name in ("MLBRIDGE_DB_PASSWORD", "MLBRIDGE_SETTINGS", "MLBRIDGE_SERVER_CA",
               "MLBRIDGE_SERVER_KEY", "MLBRIDGE_SERVER_TLS_NAME", "MLBRIDGE_SERVER_TOKEN",
               "MLBRIDGE_SERVER_TOKEN_FILE"):
     os.environ.pop(_name, None)
+# And the model server's own settings (mlbridge.serving_settings), which every test server would read.
+for _name in [n for n in os.environ if n.startswith("MLBRIDGE_SERVING_")]:
+    os.environ.pop(_name, None)
 
 
 @pytest.fixture(scope="session")

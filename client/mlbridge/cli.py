@@ -11,7 +11,9 @@ import sys
 from . import __version__
 from .config import DEFAULT_SERVER, model_base, resolve_dsn, server_target
 from .errors import MlbridgeError
-from .serving_security import add_client_arguments, add_server_arguments
+from .serving_constants import DEFAULT_PORT
+from .serving_security import add_client_arguments
+from .serving_settings import add_arguments as add_serving_arguments
 
 
 def _server_package(command: str):
@@ -80,14 +82,13 @@ def cmd_db_local(args) -> int:
 # -- serving ----------------------------------------------------------------------------------
 
 def cmd_serve(args) -> int:
+    from .serving_settings import ServerSettings
+
+    settings = ServerSettings.resolve(args)  # a bad setting is refused before TensorFlow loads
     _server_package("serve")
-    from mlbridge_server.serving import serve
+    from mlbridge_server.serving.main import run
 
-    from .serving_security import server_options
-
-    serve(model_base=str(model_base(args.model_base)), port=args.port, poll_interval=args.poll_interval,
-          ready_file=args.ready_file, model_config_file=args.model_config_file, **server_options(args))
-    return 0
+    return run(settings, ready_file=args.ready_file, verbose=args.verbose)
 
 
 def cmd_bridge(args) -> int:
@@ -190,8 +191,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"mlbridge {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log more")
     parser.add_argument("--settings", metavar="PATH",
-                        help="TOML settings file with a [database] section: dsn, password, ssl_* "
-                             "(default: $MLBRIDGE_SETTINGS); keeps the password off the command line")
+                        help="TOML settings file with a [database] section: dsn, password, ssl_*, and a "
+                             "[serving] section for `mlbridge serve` (default: $MLBRIDGE_SETTINGS); keeps "
+                             "the password off the command line")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     dsn_help = ("mysql://user@host:port/mlbridge?ssl_ca=... (default: $MLBRIDGE_DSN, else the settings file's, "
                 "else the private database); the password from $MLBRIDGE_DB_PASSWORD or the settings file")
@@ -218,13 +220,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "the DSN carries ssl_ca")
     p.set_defaults(func=cmd_db_local)
 
-    p = sub.add_parser("serve", help="host the SavedModels of a model base (TF Serving gRPC API)")
-    p.add_argument("--model-base", help="folder of NAME/VERSION/ SavedModels (default: $MLBRIDGE_MODEL_BASE or ./models)")
-    p.add_argument("--port", type=int, default=8500)
-    p.add_argument("--poll-interval", type=float, default=2.0, help="seconds between model base scans")
-    p.add_argument("--model-config-file", help="TF Serving's ModelServerConfig (text format): models, "
-                   "base paths, version policies, labels (default: every model folder, newest version)")
-    add_server_arguments(p)
+    p = sub.add_parser("serve", help="host the SavedModels of a model base (TF Serving gRPC API)",
+                       description="Serve the SavedModels of a model base (BASE/NAME/VERSION/). Flags win over "
+                                   "$MLBRIDGE_SERVING_* variables, which win over the settings file's [serving] "
+                                   "section (see docs/serving.md).")
+    add_serving_arguments(p)
     p.add_argument("--ready-file", help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_serve)
 
@@ -293,7 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("up", help="database + model server + bridge; Ctrl-C stops all")
     p.add_argument("--dsn", help="use this database instead of the private one")
     p.add_argument("--model-base")
-    p.add_argument("--port", type=int, default=8500, help="model server port")
+    p.add_argument("--port", type=int, default=DEFAULT_PORT, help="model server port")
     p.add_argument("--ready-file", help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_up)
 

@@ -17,8 +17,9 @@ from pathlib import Path
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from .errors import MlbridgeError
+from .serving_constants import DEFAULT_PORT
 
-DEFAULT_SERVER = "127.0.0.1:8500"
+DEFAULT_SERVER = f"127.0.0.1:{DEFAULT_PORT}"
 DEFAULT_SCHEMA = "mlbridge"
 
 # The DSN's query options, under mysql-connector-python's own names. The files are PEM paths.

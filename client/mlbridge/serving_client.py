@@ -21,6 +21,12 @@ import grpc
 import numpy as np
 
 from mlbridge.errors import MlbridgeError
+from mlbridge.serving_constants import (
+    DEFAULT_SIGNATURE,
+    MAX_MESSAGE_BYTES,
+    SIGNATURE_DEF_FIELD,
+    message_size_options,
+)
 from mlbridge.serving_security import ClientSecurity
 from mlbridge.tensors import (
     dtype_name,
@@ -56,12 +62,6 @@ __all__ = [
     "error_from_rpc",
 ]
 
-DEFAULT_SIGNATURE = "serving_default"
-
-# Bulk batches exceed gRPC's 4 MB default; the server uses the same limit.
-MAX_MESSAGE_BYTES = 256 * 1024 * 1024
-
-SIGNATURE_DEF_TYPE_URL = "type.googleapis.com/tensorflow.serving.SignatureDefMap"
 
 _TRANSIENT_CODES = frozenset(
     {
@@ -208,8 +208,7 @@ class ModelServerClient:
         self.security = security or ClientSecurity()
         self._metadata = self.security.metadata()
         options = [
-            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            *message_size_options(),
             *self.security.channel_options(),
         ]
         credentials = self.security.channel_credentials()
@@ -276,10 +275,10 @@ class ModelServerClient:
         """The inputs and outputs of ``signature`` of a model version
         (the newest when ``version`` is None), via GetModelMetadata."""
         request = get_model_metadata_pb2.GetModelMetadataRequest(
-            model_spec=_model_spec(name, version, ""), metadata_field=["signature_def"]
+            model_spec=_model_spec(name, version, ""), metadata_field=[SIGNATURE_DEF_FIELD]
         )
         response = self._call("GetModelMetadata", self._predict.GetModelMetadata, request, timeout)
-        packed = response.metadata.get("signature_def")
+        packed = response.metadata.get(SIGNATURE_DEF_FIELD)
         if packed is None or not packed.type_url.endswith("SignatureDefMap"):
             raise ServingError(
                 grpc.StatusCode.INTERNAL, "the response has no signature_def", "GetModelMetadata"

@@ -9,7 +9,7 @@ Both sides are optional and independent:
   ``--server-tls-name`` ($MLBRIDGE_SERVER_TLS_NAME) checks the certificate against another name
   than the target's host.
 * Token: the server with ``--token-file PATH`` (or $MLBRIDGE_SERVER_TOKEN, or
-  $MLBRIDGE_SERVER_TOKEN_FILE) refuses every RPC but the gRPC health checks without metadata
+  $MLBRIDGE_SERVER_TOKEN_FILE; see serving_settings.py for the server's settings) refuses every RPC but the gRPC health checks without metadata
   ``authorization: Bearer <token>``; the client sends it from the same sources. The token is never
   taken from a bare command-line value: argv is readable by every user of the machine.
 """
@@ -131,43 +131,6 @@ class ClientSecurity:
 
 
 # -- command lines ----------------------------------------------------------------------------
-
-
-def add_server_arguments(parser) -> None:
-    """--host, the metrics, TLS and the token: `mlbridge serve` takes the same."""
-    parser.add_argument(
-        "--host",
-        default="127.0.0.1",
-        help="interface to listen on (default 127.0.0.1, this machine only; 0.0.0.0: every interface)",
-    )
-    parser.add_argument("--metrics-port", type=int, default=None, help="Prometheus /metrics port")
-    parser.add_argument("--metrics-host", default=None, help="interface of /metrics (default: --host's)")
-    parser.add_argument("--tls-cert", metavar="PEM", help="serve TLS with this certificate (chain)")
-    parser.add_argument("--tls-key", metavar="PEM", help="the private key of --tls-cert")
-    parser.add_argument(
-        "--tls-client-ca",
-        metavar="PEM",
-        help="require client certificates signed by this CA (mTLS); needs --tls-cert",
-    )
-    parser.add_argument(
-        "--token-file",
-        metavar="PATH",
-        help="require `authorization: Bearer <token>` with this file's token on every call but "
-        "the health checks (default: $MLBRIDGE_SERVER_TOKEN_FILE, else $MLBRIDGE_SERVER_TOKEN)",
-    )
-
-
-def server_options(args) -> dict:
-    """serve()'s keyword arguments from the flags of add_server_arguments."""
-    return {
-        "host": args.host,
-        "metrics_port": args.metrics_port,
-        "metrics_host": args.metrics_host,
-        "tls_cert": args.tls_cert,
-        "tls_key": args.tls_key,
-        "tls_client_ca": args.tls_client_ca,
-        "token": resolve_token(args.token_file),
-    }
 
 
 def add_client_arguments(parser) -> None:

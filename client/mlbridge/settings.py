@@ -1,7 +1,8 @@
 """The settings file: database settings kept off the command line, where `ps` shows them to
 every user of the machine.
 
-MLBRIDGE_SETTINGS (or `mlbridge --settings PATH`) names a TOML file with one section:
+MLBRIDGE_SETTINGS (or `mlbridge --settings PATH`) names a TOML file with up to two sections,
+[database] here and [serving], the model server's (mlbridge.serving_settings):
 
     [database]
     dsn = "mysql://bridge@db.example:3306/mlbridge"
@@ -38,11 +39,12 @@ def settings_path() -> Path | None:
     return Path(text) if text else None
 
 
-def database_settings(path: Path | None = None) -> dict[str, str]:
-    """The [database] section of the settings file (none: {}), checked; values as strings."""
-    path = path or settings_path()
-    if path is None:
-        return {}
+SECTIONS = ("database", "serving")
+
+
+def read_file(path: Path) -> tuple[dict, int]:
+    """The settings file's tables, checked for unknown sections, and its mode (for the password
+    check). The [serving] section belongs to the model server (mlbridge.serving_settings)."""
     try:
         with open(path, "rb") as f:
             mode = os.fstat(f.fileno()).st_mode
@@ -53,12 +55,23 @@ def database_settings(path: Path | None = None) -> dict[str, str]:
         raise MlbridgeError(f"mlbridge: settings file {path} cannot be read: {exc.strerror}") from None
     except tomllib.TOMLDecodeError as exc:
         raise MlbridgeError(f"mlbridge: settings file {path} is not valid TOML: {exc}") from None
-    unknown = [k for k in data if k != "database"]
+    unknown = [k for k in data if k not in SECTIONS]
     if unknown:
-        raise MlbridgeError(f"mlbridge: settings file {path}: section {unknown[0]!r} is unknown; known: [database]")
+        raise MlbridgeError(f"mlbridge: settings file {path}: section {unknown[0]!r} is unknown; known: "
+                            + ", ".join(f"[{k}]" for k in SECTIONS))
+    for name in SECTIONS:
+        if not isinstance(data.get(name, {}), dict):
+            raise MlbridgeError(f"mlbridge: settings file {path}: `{name}` must be a section, [{name}]")
+    return data, mode
+
+
+def database_settings(path: Path | None = None) -> dict[str, str]:
+    """The [database] section of the settings file (none: {}), checked; values as strings."""
+    path = path or settings_path()
+    if path is None:
+        return {}
+    data, mode = read_file(path)
     section = data.get("database", {})
-    if not isinstance(section, dict):
-        raise MlbridgeError(f"mlbridge: settings file {path}: `database` must be a section, [database]")
     found: dict[str, str] = {}
     for key, value in section.items():
         if key not in KEYS:

@@ -2,7 +2,8 @@
 
 "churn" is shaped like the trainer's models: named float32 [-1] inputs, a
 float32 score and an int64 label. "text" shows the server is not tied to that
-shape: a string and an int32 input.
+shape: a string and an int32 input. "slow" takes the seconds it is asked for (build_slow; not in
+build_all: only the tests of slow calls build it).
 """
 
 from __future__ import annotations
@@ -65,6 +66,26 @@ def build_text(path: Path) -> Path:
     tf.saved_model.save(
         module, str(path), signatures={"serving_default": module.serve, "parse": module.parse}
     )
+    return path
+
+
+def build_slow(path: Path) -> Path:
+    """waited = the seconds it spent: a tf.while_loop that runs until max(seconds) have passed
+    (by tf.timestamp), so a call takes as long as it asks whatever the machine's speed."""
+    import tensorflow as tf
+
+    class Slow(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.float32, name="seconds")])
+        def serve(self, seconds):
+            start = tf.timestamp()
+            wanted = tf.cast(tf.reduce_max(seconds), tf.float64)
+            elapsed = tf.while_loop(
+                lambda e: e < wanted, lambda e: [tf.timestamp() - start], [tf.constant(0.0, tf.float64)]
+            )[0]
+            return {"waited": tf.zeros_like(seconds) + tf.cast(elapsed, tf.float32)}
+
+    module = Slow()
+    tf.saved_model.save(module, str(path), signatures={"serving_default": module.serve})
     return path
 
 

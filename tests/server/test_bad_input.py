@@ -16,6 +16,7 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from mlbridge.serving_constants import MAX_MESSAGE_BYTES  # the server's gRPC limit
 from mlbridge.tensors import shape_proto, to_tensor_proto
 from mlbridge.wire import predict_pb2, prediction_service_pb2_grpc, tensor_pb2, types_pb2
 from mlbridge_server.serving.limits import MAX_BYTES_ENV, MAX_ELEMENTS_ENV
@@ -24,7 +25,6 @@ from .conftest import install_version, run_server
 
 T = types_pb2
 PREDICT = "/tensorflow.serving.PredictionService/Predict"
-MAX_MESSAGE_BYTES = 256 * 1024 * 1024  # the server's gRPC limit (serving/main.py)
 MAX_ELEMENTS = 1_000_000
 MAX_BYTES = 8 * 1024 * 1024
 X = np.array([0.0, 1.0, -2.5], np.float32)

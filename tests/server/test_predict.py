@@ -312,6 +312,7 @@ def test_prometheus_metrics(server, client):
         client.predict("churn", 99, {"x": X, "y": Y})
     with urlopen(f"http://127.0.0.1:{server.metrics_port}/metrics", timeout=10) as reply:
         text = reply.read().decode()
-    assert 'mlbridge_server_requests_total{code="OK",method="Predict",model="churn"}' in text
-    assert 'code="NOT_FOUND",method="Predict",model="churn"' in text
+    # Labelled with the version the request resolved to; none for a version that is not there.
+    assert 'mlbridge_server_requests_total{code="OK",method="Predict",model="churn",version="2"}' in text
+    assert 'code="NOT_FOUND",method="Predict",model="churn",version=""' in text
     assert "mlbridge_server_request_seconds_bucket" in text

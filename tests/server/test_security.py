@@ -133,11 +133,12 @@ def test_explicit_host_and_a_metrics_host_of_its_own(base, tmp_path):
 
 def test_cli_defaults_are_loopback():
     from mlbridge.cli import build_parser
+    from mlbridge.serving_settings import ServerSettings
 
-    args = build_parser().parse_args(["serve"])
-    assert args.host == "127.0.0.1" and args.metrics_host is None
-    args = build_parser().parse_args(["serve", "--host", "0.0.0.0"])
-    assert args.host == "0.0.0.0"
+    settings = ServerSettings.resolve(build_parser().parse_args(["serve"]), environ={})
+    assert settings.host == "127.0.0.1" and settings.metrics_host is None
+    settings = ServerSettings.resolve(build_parser().parse_args(["serve", "--host", "0.0.0.0"]), environ={})
+    assert settings.host == "0.0.0.0"
 
 
 # -- TLS --------------------------------------------------------------------------------------

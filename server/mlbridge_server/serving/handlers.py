@@ -15,6 +15,12 @@ from typing import Any
 
 import numpy as np
 
+from mlbridge.serving_constants import (
+    DEFAULT_SIGNATURE,
+    INIT_OP_SIGNATURE,
+    SIGNATURE_DEF_FIELD,
+    SIGNATURE_DEF_TYPE_URL,
+)
 from mlbridge.tensors import TensorCodecError, dtype_name, from_tensor_proto, to_tensor_proto
 from mlbridge.wire import (
     get_model_metadata_pb2,
@@ -25,17 +31,13 @@ from mlbridge.wire import (
     tensor_pb2,
 )
 
+from . import call_context
 from .errors import RequestError, failed_precondition, invalid
 from .limits import RequestLimits
 from .registry import ModelRegistry
 
 log = logging.getLogger(__name__)
 
-DEFAULT_SIGNATURE = "serving_default"
-INIT_OP_SIGNATURE = "__saved_model_init_op"
-SIGNATURE_DEF_FIELD = "signature_def"
-# TF Serving's name for the packed message, so its clients can Unpack() it.
-SIGNATURE_DEF_TYPE_URL = "type.googleapis.com/tensorflow.serving.SignatureDefMap"
 
 _STATES = model_catalog_pb2.ModelVersionStatus.State
 
@@ -163,6 +165,7 @@ class Handlers:
     def predict(self, request: predict_pb2.PredictRequest) -> predict_pb2.PredictResponse:
         spec = request.model_spec
         servable = self.registry.resolve(spec.name, requested_version(self.registry, spec))
+        call_context.resolved(servable)
         signature_name = spec.signature_name or DEFAULT_SIGNATURE
         signature = _signature(servable, signature_name)
         where = _describe(servable, signature_name)
@@ -196,6 +199,7 @@ class Handlers:
         """Run a signature on inputs already checked against it: the one call
         every protocol's predict goes through. An error TensorFlow raises on
         these inputs answers INVALID_ARGUMENT naming ``where``."""
+        call_context.resolved(servable)  # the metrics' version label, whichever protocol asked
         try:
             return servable.run(signature_name, arrays)
         except RequestError:
@@ -217,6 +221,7 @@ class Handlers:
                 )
         spec = request.model_spec
         servable = self.registry.resolve(spec.name, requested_version(self.registry, spec))
+        call_context.resolved(servable)
         response = get_model_metadata_pb2.GetModelMetadataResponse()
         response.model_spec.name = servable.name
         response.model_spec.version.value = servable.version

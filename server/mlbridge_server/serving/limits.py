@@ -11,7 +11,7 @@ that of the whole request.
 - elements: ``MLBRIDGE_SERVING_MAX_REQUEST_ELEMENTS``, default 64 Mi
   (67,108,864: 256 MiB of float32);
 - decoded bytes: ``MLBRIDGE_SERVING_MAX_REQUEST_BYTES``, default 256 MiB, the
-  server's gRPC max message size (``main.MAX_MESSAGE_BYTES``). Numeric
+  server's gRPC max message size (``mlbridge.serving_constants.MAX_MESSAGE_BYTES``). Numeric
   tensors count elements × item size; strings the bytes of every element.
   Decoding can grow a request past its size on the wire: a single value fills
   a whole tensor, and an int64_val of small numbers takes 1 byte a value on
@@ -31,13 +31,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from mlbridge.errors import MlbridgeError
+from mlbridge.serving_constants import MAX_MESSAGE_BYTES
 from mlbridge.tensors import TensorCodecError, decoded_nbytes, element_count
 from mlbridge.wire import tensor_pb2
 
 from .errors import invalid
 
 DEFAULT_MAX_ELEMENTS = 64 * 1024 * 1024
-DEFAULT_MAX_BYTES = 256 * 1024 * 1024  # = main.MAX_MESSAGE_BYTES
+DEFAULT_MAX_BYTES = MAX_MESSAGE_BYTES
 MAX_ELEMENTS_ENV = "MLBRIDGE_SERVING_MAX_REQUEST_ELEMENTS"
 MAX_BYTES_ENV = "MLBRIDGE_SERVING_MAX_REQUEST_BYTES"
 

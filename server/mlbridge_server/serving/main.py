@@ -1,4 +1,5 @@
-"""Start and stop the model server: `python -m mlbridge_server.serving`."""
+"""Start and stop the model server: `python -m mlbridge_server.serving`, the same command line
+as `mlbridge serve` (both built by mlbridge.serving_settings.add_arguments)."""
 
 from __future__ import annotations
 
@@ -10,16 +11,26 @@ import os
 import signal
 import threading
 from concurrent import futures
+from typing import Any
 
 import grpc
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_health.v1 import health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
 
+from mlbridge import log_format
 from mlbridge.errors import MlbridgeError
-from mlbridge.serving_security import add_server_arguments, server_options
+from mlbridge.serving_constants import HEALTH_SERVICE, message_size_options
+from mlbridge.serving_settings import ServerSettings, add_arguments
 
+# Imported for their file descriptors alone: server reflection answers from the default
+# descriptor pool, and the *_pb2_grpc modules import the messages' files, not the services'.
+from mlbridge.wire import model_catalog_pb2, model_service_pb2, prediction_service_pb2  # noqa: F401
+
+from . import call_context, model_config
 from . import metrics as metrics_module
-from . import model_config
 from .handlers import Handlers
+from .health import ServerHealth
+from .limits import RequestLimits
 from .loader import ModelProcesses
 from .registry import ModelRegistry
 from .security import TokenInterceptor, server_credentials
@@ -27,72 +38,51 @@ from .service import add_to_server
 
 log = logging.getLogger(__name__)
 
-MAX_MESSAGE_BYTES = 256 * 1024 * 1024
-SERVICE_NAMES = (
-    "tensorflow.serving.PredictionService",
-    "tensorflow.serving.ModelService",
-    "mlbridge.wire.ModelCatalog",
-)
-
 
 class ModelServer:
     """The gRPC server over one model base. start() binds the port and loads
     the newest version of every model before it returns; stop() drains
-    running requests for up to ``grace`` seconds.
+    running requests for up to ``settings.shutdown_grace`` seconds.
 
-    ``host`` defaults to the loopback interface; the metrics follow it unless
+    ``ModelServer(settings)`` with a ServerSettings, or keywords that replace its
+    fields: ``ModelServer(model_base="models", port=0)``, ``ModelServer("models", port=0)``.
+    The host defaults to the loopback interface; the metrics follow it unless
     ``metrics_host`` is given. ``tls_cert``/``tls_key`` (PEM files) serve TLS,
     ``tls_client_ca`` also requires client certificates it signed; ``token``
     requires ``authorization: Bearer <token>`` on every call but the health
     checks (see security.py)."""
 
-    def __init__(
-        self,
-        model_base: str,
-        port: int = 8500,
-        host: str = "127.0.0.1",
-        poll_interval: float = 2.0,
-        metrics_port: int | None = None,
-        max_workers: int = 16,
-        keep_older: int = 2,
-        model_config_file: str | None = None,
-        metrics_host: str | None = None,
-        tls_cert: str | None = None,
-        tls_key: str | None = None,
-        tls_client_ca: str | None = None,
-        token: str | None = None,
-        load_threads: int = 2,
-    ):
-        self.model_base = os.path.abspath(model_base)
+    def __init__(self, settings: ServerSettings | str | None = None, **overrides: Any):
+        if isinstance(settings, (str, os.PathLike)):
+            overrides = {"model_base": os.fspath(settings), **overrides}
+            settings = None
+        settings = (settings or ServerSettings()).replace(**overrides) if overrides else (
+            settings or ServerSettings())
+        self.settings = settings
+        self.model_base = os.path.abspath(settings.model_base)
         # Read before anything binds: a bad config file stops the start (ConfigError).
         models = (
-            model_config.load_file(model_config_file, self.model_base)
-            if model_config_file
+            model_config.load_file(settings.model_config_file, self.model_base)
+            if settings.model_config_file
             else None
         )
-        self.host = host
-        self.metrics_host = metrics_host or host
+        self.host = settings.host
+        self.metrics_host = settings.metrics_host or settings.host
         # Read now: a missing or unreadable file fails at start, not at the first call.
-        self.credentials = server_credentials(tls_cert, tls_key, tls_client_ca)
-        self.mtls = bool(tls_client_ca)
-        self.token = token
-        self.requested_port = port
+        self.credentials = server_credentials(settings.tls_cert, settings.tls_key, settings.tls_client_ca)
+        self.mtls = bool(settings.tls_client_ca)
+        self.token = settings.token
         self.port: int | None = None
-        self.poll_interval = poll_interval
-        self.metrics_port = metrics_port
-        self.max_workers = max_workers
         # Each loaded version runs in a model process of its own (loader.py).
         self.processes = ModelProcesses()
         self.registry = ModelRegistry(
-            self.model_base, keep_older=keep_older, models=models,
-            loader=self.processes.load, load_threads=load_threads,
+            self.model_base, keep_older=settings.keep_older, models=models,
+            loader=self.processes.load, load_threads=settings.load_threads,
         )
-        self.health = health.HealthServicer()
+        self.limits = RequestLimits(settings.max_request_elements, settings.max_request_bytes)
+        self.health: ServerHealth | None = None
+        self.services: tuple[str, ...] = ()
         self._server: grpc.Server | None = None
-
-    def _set_health(self, status: int) -> None:
-        for name in ("", *SERVICE_NAMES):
-            self.health.set(name, status)
 
     def start(self) -> int:
         """Bind, load the models, and report SERVING; returns the bound port
@@ -101,24 +91,28 @@ class ModelServer:
         # load; this process never does.
         self.processes.start()
 
+        settings = self.settings
         if not os.path.isdir(self.model_base):
             log.warning("model base %s does not exist (yet): polling for it", self.model_base)
-        recorder = metrics_module.start(self.metrics_port, self.metrics_host)
+        recorder = metrics_module.start(settings.metrics_port, self.metrics_host)
+        recorder.watch(self.registry)
         server = grpc.server(
-            futures.ThreadPoolExecutor(max_workers=self.max_workers, thread_name_prefix="grpc"),
-            interceptors=[TokenInterceptor(self.token)] if self.token else None,
+            futures.ThreadPoolExecutor(max_workers=settings.max_workers, thread_name_prefix="grpc"),
+            interceptors=[TokenInterceptor(self.token, recorder)] if self.token else None,
             options=[
-                ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-                ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+                *message_size_options(),
                 # gRPC sets SO_REUSEPORT by default on Linux: a second server
                 # on a taken port would start without error and share it.
                 ("grpc.so_reuseport", 0),
             ],
         )
-        add_to_server(server, Handlers(self.registry), recorder)
-        health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
-        self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
-        address = f"{self.host}:{self.requested_port}"
+        services = add_to_server(server, Handlers(self.registry, self.limits), recorder)
+        self.health = ServerHealth(services)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health.servicer, server)
+        self.registry.add_listener(lambda: self.health.update_models(self.registry.statuses()))
+        self.services = (*services, HEALTH_SERVICE, reflection.SERVICE_NAME)
+        reflection.enable_server_reflection(self.services, server)
+        address = f"{self.host}:{settings.port}"
         try:
             if self.credentials is None:
                 self.port = server.add_insecure_port(address)
@@ -146,14 +140,19 @@ class ModelServer:
         )
 
         self.registry.scan()
-        self.registry.start(self.poll_interval)
-        self._set_health(health_pb2.HealthCheckResponse.SERVING)
+        self.registry.start(settings.poll_interval)
+        self.health.set_serving(True)
         loaded = [f"{s.name}:{s.version}" for s in self.registry.statuses() if s.latest]
         log.info("serving %s", ", ".join(loaded) if loaded else "no models yet")
         return self.port
 
-    def stop(self, grace: float = 5.0) -> None:
-        self.health.enter_graceful_shutdown()
+    def stop(self, grace: float | None = None) -> None:
+        """Stop taking calls (health NOT_SERVING, new calls refused), let the running ones
+        finish for up to ``grace`` seconds (default: the shutdown_grace setting), then stop
+        polling the model base."""
+        grace = self.settings.shutdown_grace if grace is None else grace
+        if self.health is not None:
+            self.health.shutdown()
         if self._server is not None:
             self._server.stop(grace).wait()
             self._server = None
@@ -175,15 +174,16 @@ def _write_ready_file(path: str, port: int) -> None:
     os.replace(tmp, path)
 
 
-def serve(model_base: str, ready_file: str | None = None, **options) -> None:
-    """Serve the models under ``model_base`` until SIGINT or SIGTERM.
+def serve(settings: ServerSettings | str | None = None, ready_file: str | None = None, **overrides: Any) -> None:
+    """Serve the models until SIGINT or SIGTERM, then stop as ModelServer.stop() does: the
+    calls running get up to shutdown_grace seconds to finish.
 
-    ``options`` are ModelServer's (port, host, model_config_file, TLS, token, ...);
-    ``port`` 0 picks a free port. ``ready_file``, when given, is written once
-    the port is bound and the first scan has loaded the models, as JSON
+    ``settings``: a ServerSettings, or the model base (then ``overrides`` are the other
+    settings, as for ModelServer); ``port`` 0 picks a free port. ``ready_file``, when given, is
+    written once the port is bound and the first scan has loaded the models, as JSON
     {"port": N, "pid": P}, and removed at exit: launchers and tests wait on it.
     """
-    server = ModelServer(model_base, **options)
+    server = ModelServer(settings, **overrides)
     stopping = threading.Event()
     previous = {}
     if threading.current_thread() is threading.main_thread():
@@ -195,7 +195,7 @@ def serve(model_base: str, ready_file: str | None = None, **options) -> None:
             _write_ready_file(ready_file, bound)
         while not stopping.wait(1.0):
             pass
-        log.info("stopping")
+        log.info("stopping: running calls get up to %g s to finish", server.settings.shutdown_grace)
     finally:
         server.stop()
         if ready_file:
@@ -205,50 +205,46 @@ def serve(model_base: str, ready_file: str | None = None, **options) -> None:
                 pass
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+    log.info("stopped")
+
+
+def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
+    """The settings' flags and --ready-file (for launchers and tests)."""
+    add_arguments(parser)
+    parser.add_argument("--ready-file", default=None, help=argparse.SUPPRESS)
+
+
+def run(settings: ServerSettings, ready_file: str | None = None, verbose: bool = False) -> int:
+    """Set up logging as the settings ask and serve; the exit status (1: could not start)."""
+    handler = log_format.configure(settings.log_format, "DEBUG" if verbose else settings.log_level)
+    handler.addFilter(call_context.CallFilter())
+    if not verbose:  # TensorFlow's own Python chatter (asset writes, renamed inputs)
+        for name in ("absl", "tensorflow"):
+            logging.getLogger(name).setLevel(logging.ERROR)
+    try:
+        serve(settings, ready_file=ready_file)
+    except (MlbridgeError, model_config.ConfigError) as e:
+        text = str(e)
+        log.error("%s", text if text.startswith("mlbridge:") else f"mlbridge: {text}")
+        return 1
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m mlbridge_server.serving",
-        description="Serve the SavedModels of a model base (BASE/NAME/VERSION/) "
-        "over TensorFlow Serving's gRPC API.",
+        description="Serve the SavedModels of a model base (BASE/NAME/VERSION/) over TensorFlow "
+        "Serving's gRPC API. The same flags as `mlbridge serve`; flags win over "
+        "$MLBRIDGE_SERVING_* variables, which win over the settings file's [serving] section.",
     )
-    parser.add_argument(
-        "--model-base",
-        default=os.environ.get("MLBRIDGE_MODEL_BASE", "models"),
-        help="folder of models, NAME/VERSION/saved_model.pb (default: $MLBRIDGE_MODEL_BASE or ./models)",
-    )
-    parser.add_argument("--port", type=int, default=8500, help="gRPC port (0: any free port)")
-    parser.add_argument("--poll-interval", type=float, default=2.0, help="seconds between scans")
-    parser.add_argument(
-        "--load-threads", type=int, default=2,
-        help="models loaded at the same time (each version loads in a process of its own)",
-    )
-    add_server_arguments(parser)
-    parser.add_argument("--ready-file", default=None, help="written once the server is ready")
-    parser.add_argument(
-        "--model-config-file",
-        default=None,
-        help="TF Serving's ModelServerConfig in text format: which models, their base paths "
-        "(relative to the model base, or absolute), version policies and labels",
-    )
-    parser.add_argument("--log-level", default="INFO")
+    parser.add_argument("--settings", metavar="PATH",
+                        help="TOML settings file; its [serving] section (default: $MLBRIDGE_SETTINGS)")
+    add_serve_arguments(parser)
     args = parser.parse_args(argv)
-
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    if args.settings:
+        os.environ["MLBRIDGE_SETTINGS"] = os.path.abspath(args.settings)
     try:
-        serve(
-            args.model_base,
-            port=args.port,
-            poll_interval=args.poll_interval,
-            load_threads=args.load_threads,
-            ready_file=args.ready_file,
-            model_config_file=args.model_config_file,
-            **server_options(args),
-        )
+        settings = ServerSettings.resolve(args)
     except MlbridgeError as e:
-        log.error("%s", e)
-        return 1
-    return 0
+        parser.exit(2, f"{e}\n")
+    return run(settings, ready_file=args.ready_file)

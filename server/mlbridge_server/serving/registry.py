@@ -166,6 +166,22 @@ class ModelRegistry:
         # model by one task at a time: a slow load holds up only its model.
         self._pool = ThreadPoolExecutor(max(1, load_threads), thread_name_prefix="model-load")
         self._tasks: dict[str, Future] = {}
+        self._listeners: list[Callable[[], None]] = []
+
+    # -- listeners ------------------------------------------------------------
+
+    def add_listener(self, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` after a scan and after each load (or failed load), from the
+        thread that did it; it reads what changed with statuses(). Health and metrics keep in
+        step this way. A listener that raises is logged and the others still run."""
+        self._listeners.append(callback)
+
+    def _changed(self) -> None:
+        for callback in list(self._listeners):
+            try:
+                callback()
+            except Exception:
+                log.exception("a model registry listener failed")
 
     # -- scanning -------------------------------------------------------------
 
@@ -261,6 +277,7 @@ class ModelRegistry:
             gc.collect()
         if wait:
             self.first_scan_done.set()
+        self._changed()
 
     def _update_model(
         self, name: str, entry: ModelEntry | None, versions: dict[int, VersionDir]
@@ -275,6 +292,9 @@ class ModelRegistry:
         except Exception:  # keep the others going; the next scan tries again
             log.exception("updating model %s failed", name)
             return False
+        finally:
+            # Unloads in a background task reach health and metrics now, not at the next poll.
+            self._changed()
 
     def _update_latest(self, name: str, versions: dict[int, VersionDir]) -> None:
         chosen = None
@@ -368,6 +388,14 @@ class ModelRegistry:
     def _ensure_loaded(self, name: str, vdir: VersionDir) -> Any:
         """The servable for a version, loading it if needed (once, even when
         several threads ask at the same time). Raises LoadError."""
+        loaded_before = vdir.version in getattr(self._models.get(name), "loaded", ())
+        try:
+            return self._load_once(name, vdir)
+        finally:
+            if not loaded_before:
+                self._changed()
+
+    def _load_once(self, name: str, vdir: VersionDir) -> Any:
         key = (name, vdir.version)
         with self._lock:
             lock = self._load_locks.setdefault(key, threading.Lock())

@@ -15,11 +15,14 @@ import time
 import grpc
 
 from mlbridge.errors import MlbridgeError
+from mlbridge.serving_constants import HEALTH_SERVICE
 from mlbridge.serving_security import read_file
 
 log = logging.getLogger(__name__)
 
-OPEN_PREFIXES = ("/grpc.health.v1.Health/",)
+# Server reflection is not open: with a token set, grpcurl sends it with -H (and
+# -reflect-header), as it does for the calls themselves.
+OPEN_PREFIXES = (f"/{HEALTH_SERVICE}/",)
 
 
 def server_credentials(
@@ -43,11 +46,14 @@ def server_credentials(
 class TokenInterceptor(grpc.ServerInterceptor):
     """Refuses, UNAUTHENTICATED, every call but the health checks that lacks metadata
     ``authorization: Bearer <token>``. The comparison takes the same time whatever the token
-    sent (hmac.compare_digest)."""
+    sent (hmac.compare_digest). Each refusal is counted in ``metrics`` (code UNAUTHENTICATED,
+    model "": the request is never parsed, and a caller without the token must not be able to
+    add series of the names it makes up)."""
 
-    def __init__(self, token: str):
+    def __init__(self, token: str, metrics=None):
         self._expected = token.encode()
         self._last_warning = 0.0
+        self._metrics = metrics
 
     def _allowed(self, metadata) -> bool:
         for key, value in metadata or ():
@@ -72,7 +78,11 @@ class TokenInterceptor(grpc.ServerInterceptor):
             self._last_warning = now
             log.warning("refused %s: no valid bearer token", method)
 
+        short = method.rsplit("/", 1)[-1]
+
         def deny(_request, context):
+            if self._metrics is not None:
+                self._metrics.observe(short, "", grpc.StatusCode.UNAUTHENTICATED.name, 0.0)
             context.abort(grpc.StatusCode.UNAUTHENTICATED, "a valid bearer token is required")
 
         kinds = {

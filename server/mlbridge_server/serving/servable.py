@@ -18,11 +18,11 @@ import tensorflow as tf  # noqa: E402
 # here, by the one module that loads SavedModels, so every loader has it.
 import ydf_tf  # noqa: E402,F401
 
-from .signatures import read_signature_defs  # noqa: E402
-
-# Every TF2 SavedModel has this entry in its signature_def: it runs the
+# INIT_OP_SIGNATURE: every TF2 SavedModel has this entry in its signature_def: it runs the
 # initializers and is never a signature a client calls.
-INIT_OP_SIGNATURE = "__saved_model_init_op"
+from mlbridge.serving_constants import INIT_OP_SIGNATURE  # noqa: E402,F401
+
+from .signatures import read_signature_defs  # noqa: E402
 
 
 class Servable:

@@ -16,18 +16,18 @@ from typing import Any
 
 import grpc
 
+from mlbridge.serving_constants import MODEL_CATALOG_SERVICE, MODEL_SERVICE, PREDICTION_SERVICE
 from mlbridge.wire import (
     model_catalog_pb2_grpc,
     model_service_pb2_grpc,
     prediction_service_pb2_grpc,
 )
 
+from . import call_context
 from .errors import RequestError
 from .handlers import Handlers
 from .metrics import NoMetrics
 from .model_service import ModelServiceHandlers
-
-PREDICTION_SERVICE = "tensorflow.serving.PredictionService"
 
 # TF Serving's PredictionService methods mlbridge does not serve, and what to do instead.
 NOT_SERVED = {
@@ -48,15 +48,18 @@ def _answer(
 ) -> Any:
     started = time.perf_counter()
     code, message, response = grpc.StatusCode.OK, "", None
-    try:
-        response = handler(request)
-    except RequestError as e:
-        code, message = e.code, e.message
-    except Exception as e:  # a bug, not the client's fault: log it whole
-        log.exception("%s failed", method)
-        code, message = grpc.StatusCode.INTERNAL, f"{type(e).__name__}: {e}"
-    model = getattr(getattr(request, "model_spec", None), "name", "") or ""
-    metrics.observe(method, model, code.name, time.perf_counter() - started)
+    asked = getattr(getattr(request, "model_spec", None), "name", "") or ""
+    # The record learns the version the request resolved to (call_context.resolved), for the
+    # metrics' labels and the log lines written meanwhile.
+    with call_context.recording(asked) as call:
+        try:
+            response = handler(request)
+        except RequestError as e:
+            code, message = e.code, e.message
+        except Exception as e:  # a bug, not the client's fault: log it whole
+            log.exception("%s failed", method)
+            code, message = grpc.StatusCode.INTERNAL, f"{type(e).__name__}: {e}"
+    metrics.observe(method, call.model, code.name, time.perf_counter() - started, version=call.version)
     if code is not grpc.StatusCode.OK:
         context.abort(code, message)
     return response
@@ -115,7 +118,9 @@ def _not_served(method: str, metrics: Any) -> grpc.RpcMethodHandler:
     return grpc.unary_unary_rpc_method_handler(refuse)
 
 
-def add_to_server(server: grpc.Server, handlers: Handlers, metrics: Any = None) -> None:
+def add_to_server(server: grpc.Server, handlers: Handlers, metrics: Any = None) -> tuple[str, ...]:
+    """Add the servicers to ``server``; returns the full names of the services added, which the
+    health checks and server reflection list (a service added here must be named there too)."""
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
         PredictionServicer(handlers, metrics), server
     )
@@ -133,3 +138,4 @@ def add_to_server(server: grpc.Server, handlers: Handlers, metrics: Any = None) 
             ),
         )
     )
+    return (PREDICTION_SERVICE, MODEL_SERVICE, MODEL_CATALOG_SERVICE)

@@ -27,12 +27,13 @@ import numpy as np
 import tensorflow as tf
 
 from mlbridge.errors import MlbridgeError
+from mlbridge.serving_constants import DEFAULT_SIGNATURE
 
 from .columns import BINARY, MULTICLASS, REGRESSION
 from .learners import GBT, Fitted, Task, class_columns, to_tensors
 from .preprocess import Preprocessor
 
-SIGNATURE = "serving_default"
+SIGNATURE = DEFAULT_SIGNATURE
 SCORE, LABEL, CLASSES, SCORES = "score", "label", "classes", "scores"
 METADATA = "assets.extra/mlbridge.json"
 
