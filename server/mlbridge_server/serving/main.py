@@ -31,6 +31,7 @@ SERVICE_NAMES = (
     "tensorflow.serving.PredictionService",
     "tensorflow.serving.ModelService",
     "mlbridge.wire.ModelCatalog",
+    "inference.GRPCInferenceService",
 )
 
 

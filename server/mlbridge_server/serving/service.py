@@ -55,7 +55,14 @@ def _answer(
     except Exception as e:  # a bug, not the client's fault: log it whole
         log.exception("%s failed", method)
         code, message = grpc.StatusCode.INTERNAL, f"{type(e).__name__}: {e}"
-    model = getattr(getattr(request, "model_spec", None), "name", "") or ""
+    # TF Serving's requests name the model in model_spec, the Open Inference Protocol's in
+    # model_name (ModelInfer) or name (ModelReady, ModelMetadata).
+    model = (
+        getattr(getattr(request, "model_spec", None), "name", "")
+        or getattr(request, "model_name", "")
+        or getattr(request, "name", "")
+        or ""
+    )
     metrics.observe(method, model, code.name, time.perf_counter() - started)
     if code is not grpc.StatusCode.OK:
         context.abort(code, message)
@@ -133,3 +140,7 @@ def add_to_server(server: grpc.Server, handlers: Handlers, metrics: Any = None) 
             ),
         )
     )
+    # The Open Inference Protocol (KServe v2) on the same server and port.
+    from .v2_service import add_inference_service
+
+    add_inference_service(server, handlers, metrics)
