@@ -193,7 +193,8 @@ class InferenceClient:
                 log.warning("model %s version %r is not a whole number: left out of the catalog",
                             model.name, model.version)
                 continue
-            state = _STATES.get(model.state.upper(), "UNAVAILABLE")
+            # MLServer 1.7 writes its enum's repr, "State.READY"; Triton and mlbridge "READY".
+            state = _STATES.get(model.state.upper().rpartition(".")[2], "UNAVAILABLE")
             found.append((model.name, number, state, model.reason))
         latest: dict[str, int] = {}
         for model_name, number, state, _reason in found:
