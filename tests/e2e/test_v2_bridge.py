@@ -22,7 +22,7 @@ import pytest
 from mlbridge.config import Dsn
 from mlbridge.db import certs, connect, quote_ident
 from mlbridge.db.install import install, scratch_schema
-from mlbridge.serving_client import ServingError
+from mlbridge.serving_client import ClientSecurity, ServingError
 from mlbridge.v2_client import InferenceClient
 
 from ..procs import Process, free_port, parse_tsv, sql_cli, start_bridge, start_model_server
@@ -83,7 +83,12 @@ def test_bridge_v2_through_mlbridge_serve_with_tls_and_token(dsn, v2_schema, bc_
         wait_catalog(v2_schema, "bc", v2_bridge)
         got = scores(v2_schema, "mlbridge_v2", "bc", v2_bridge)
         output = v2_bridge.output()
-        assert "(v2)" in output and "Traceback" not in output
+        assert "(v2)" in output and "Traceback" not in output and TOKEN not in output
+        # The v2 service is behind the same token as TF Serving's.
+        with InferenceClient(server.target, timeout=10, security=ClientSecurity(ca_file=str(ca / certs.CA))) as anon, \
+                pytest.raises(ServingError) as refused:
+            anon.predict("bc", None, {})
+        assert refused.value.code.name == "UNAUTHENTICATED"
     expected = scores(dsn, "mlbridge", "bc", bridge)
     assert got.keys() == expected.keys()
     for key, value in expected.items():
