@@ -23,6 +23,10 @@ How TF Serving's notions map onto the protocol:
 - Inputs are sent as ``raw_input_contents`` (as tritonclient sends them);
   outputs are read from ``raw_output_contents`` or typed contents, whichever
   the server answers with (Triton: raw, MLServer: typed).
+- The bridge sends one value per row, a vector. A model whose metadata says
+  an input takes [-1, 1] (a Triton model with ``max_batch_size`` and
+  ``dims: [1]``) gets it as a column: once ``metadata`` has described a model
+  version, ``predict`` reshapes vectors to the shape it declared.
 """
 
 from __future__ import annotations
@@ -96,6 +100,8 @@ class InferenceClient:
         self._metadata = self.security.metadata()
         self._channel = open_channel(target, self.security)
         self._stub = open_inference_service_pb2_grpc.GRPCInferenceServiceStub(self._channel)
+        # (model, version) -> {input: declared shape}, from metadata(): for column inputs.
+        self._shapes: dict[tuple[str, int | None], dict[str, tuple[int | None, ...] | None]] = {}
 
     def close(self) -> None:
         self._channel.close()
@@ -134,7 +140,11 @@ class InferenceClient:
         request = pb.ModelInferRequest(model_name=name, model_version=_wire_version(version))
         if signature and signature != DEFAULT_SIGNATURE:
             request.parameters[SIGNATURE_PARAMETER].string_param = signature
+        declared = self._shapes.get((name, version), {})
         for key, value in inputs.items():
+            want = declared.get(key)
+            if want == (None, 1) and np.ndim(value) == 1:
+                value = np.asarray(value).reshape(-1, 1)
             try:
                 datatype, shape, raw = v2_tensors.encode_raw(value)
             except TensorCodecError as e:
@@ -167,13 +177,17 @@ class InferenceClient:
         if version is None:
             numbers = [n for n in (_version_number(v) for v in response.versions) if n is not None]
             version = max(numbers) if numbers else UNVERSIONED
-        return Signature(
+        described = Signature(
             model=response.name or name,
             version=int(version),
             name=signature,
             inputs=sorted((_spec(t) for t in response.inputs), key=lambda s: s.name),
             outputs=sorted((_spec(t) for t in response.outputs), key=lambda s: s.name),
         )
+        if len(self._shapes) > 10_000:
+            self._shapes.clear()
+        self._shapes[(name, described.version)] = {s.name: s.shape for s in described.inputs}
+        return described
 
     def health(self, service: str = "", timeout: float | None = None) -> str:
         """"SERVING" when the server says it is ready (ServerReady), else "NOT_SERVING"."""
