@@ -14,6 +14,7 @@ import struct
 import numpy as np
 import pytest
 
+from mlbridge.serving_client import ModelServerClient, ServingError
 from mlbridge.wire import open_inference_pb2, open_inference_service_pb2
 
 from ..v2_venv import run_triton_client
@@ -295,3 +296,11 @@ def test_our_messages_match_tritonclients(answers):
     assert service.full_name == theirs["service_full_name"] == "inference.GRPCInferenceService"
     for method in service.methods:
         assert [method.input_type.name, method.output_type.name] == theirs["service"][method.name]
+
+
+def test_grpc_health_knows_the_v2_service(server):
+    with ModelServerClient(server.target, timeout=10) as client:
+        assert client.health("inference.GRPCInferenceService") == "SERVING"
+        with pytest.raises(ServingError) as unknown:
+            client.health("inference.NoSuchService")
+        assert unknown.value.code.name == "NOT_FOUND"
