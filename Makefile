@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: all venv v2-venv db-server proto proto-check lint demo test test-unit bench bench-fairness bench-dataset quality clean distclean
+.PHONY: all venv v2-venv db-server proto proto-check lint demo test test-unit bench bench-protocols bench-fairness bench-dataset quality clean distclean
 
 all: test
 
@@ -68,6 +68,11 @@ BENCH_ROWS ?= 1000000
 BENCH_BRIDGES ?= 1
 bench: venv db-server
 	$(BIN)/python bench/bench.py --rows $(BENCH_ROWS) --bridges $(BENCH_BRIDGES)
+
+# The model server's two protocols (TF Serving's Predict, the Open Inference Protocol's ModelInfer):
+# single-row latency, median and p99, and a 1,024-row batch beside the in-process call.
+bench-protocols: venv v2-venv
+	$(BIN)/python bench/protocols.py
 
 # One account's huge request beside another account's small call (fair claiming, per-account limits).
 FAIRNESS_ROWS ?= 1000000
