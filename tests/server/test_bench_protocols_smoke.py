@@ -7,10 +7,12 @@ import subprocess
 import sys
 
 from ..procs import REPO
+from ..v2_venv import v2_python
 from .conftest import server_env
 
 
 def test_bench_protocols_quick():
+    v2_python()  # tritonclient's case runs in the v2 venv
     done = subprocess.run([sys.executable, str(REPO / "bench" / "protocols.py"), "--quick"], capture_output=True,
                           text=True, timeout=900, env=server_env(), cwd=REPO)
     assert done.returncode == 0, done.stderr[-3000:]
