@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: all venv db-server proto proto-check lint demo test test-unit bench bench-fairness bench-dataset quality clean distclean
+.PHONY: all venv v2-venv db-server proto proto-check lint demo test test-unit bench bench-protocols bench-fairness bench-dataset quality clean distclean
 
 all: test
 
@@ -16,6 +16,20 @@ $(STAMP): client/pyproject.toml server/pyproject.toml constraints.txt requiremen
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -c constraints.txt -e client -e server -r requirements-dev.txt
+	touch $@
+
+# tritonclient[grpc] and MLServer (the Open Inference Protocol's client and a server of it) need
+# protobuf < 7, the project's generated modules 7: they get a venv of their own, which the tests
+# run as subprocesses (tests/v2_venv.py).
+V2_VENV ?= .venv-v2
+V2_STAMP := $(V2_VENV)/.installed
+
+v2-venv: $(V2_STAMP)
+
+$(V2_STAMP): requirements-v2.txt
+	test -x $(V2_VENV)/bin/python || $(PYTHON) -m venv $(V2_VENV)
+	$(V2_VENV)/bin/python -m pip install -q --upgrade pip
+	$(V2_VENV)/bin/python -m pip install -q -r requirements-v2.txt
 	touch $@
 
 # The private database (mlbridge db local) runs the machine's own mariadbd/mysqld.
@@ -35,7 +49,7 @@ lint: venv
 demo: venv db-server
 	PATH="$(CURDIR)/$(BIN):$$PATH" bash tools/demo.sh
 
-test: venv db-server proto-check lint
+test: venv v2-venv db-server proto-check lint
 	$(BIN)/python -m pytest tests
 
 test-unit: venv
@@ -46,7 +60,7 @@ clean:
 	find . -name __pycache__ -prune -exec rm -rf {} +
 
 distclean: clean
-	rm -rf $(VENV) .run models
+	rm -rf $(VENV) $(V2_VENV) .run models
 
 # Benchmarks (not part of make test; a small smoke of each runs in the suite): mlbridge beside
 # the direct program and the tutorial pipeline, on one private server, in one run.
@@ -54,6 +68,11 @@ BENCH_ROWS ?= 1000000
 BENCH_BRIDGES ?= 1
 bench: venv db-server
 	$(BIN)/python bench/bench.py --rows $(BENCH_ROWS) --bridges $(BENCH_BRIDGES)
+
+# The model server's two protocols (TF Serving's Predict, the Open Inference Protocol's ModelInfer):
+# single-row latency, median and p99, and a 1,024-row batch beside the in-process call.
+bench-protocols: venv v2-venv
+	$(BIN)/python bench/protocols.py
 
 # One account's huge request beside another account's small call (fair claiming, per-account limits).
 FAIRNESS_ROWS ?= 1000000

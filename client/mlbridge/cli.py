@@ -93,9 +93,11 @@ def cmd_serve(args) -> int:
 
 def cmd_bridge(args) -> int:
     from .bridge import Bridge, BridgeConfig
+    from .serving_protocols import resolve_protocol
     from .serving_security import client_security
 
     bridge = Bridge(BridgeConfig(dsn=resolve_dsn(args.dsn), server=server_target(args.server),
+                                 protocol=resolve_protocol(args.protocol),
                                  server_security=client_security(args),
                                  claim_chunks=args.claim_chunks, lease_seconds=args.lease,
                                  metrics_port=args.metrics_port, idle_max=args.idle_max,
@@ -231,6 +233,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bridge", help="score predict_queue on the model server")
     p.add_argument("--dsn", help=dsn_help)
     p.add_argument("--server", help=f"model server host:port (default: $MLBRIDGE_SERVER or {DEFAULT_SERVER})")
+    p.add_argument("--protocol", choices=("tfserving", "v2"), default=None,
+                   help="what the model server speaks: tfserving (TF Serving's gRPC API) or v2 (the Open "
+                        "Inference Protocol of Triton, MLServer, KServe; default: $MLBRIDGE_SERVER_PROTOCOL, "
+                        "else tfserving); mlbridge serve speaks both")
     p.add_argument("--claim-chunks", type=int, default=2, help="chunks claimed at a time")
     p.add_argument("--lease", type=int, default=60, help="seconds a claim holds before another bridge may take it")
     p.add_argument("--metrics-port", type=int, default=None, help="Prometheus metrics port (e.g. 8503)")

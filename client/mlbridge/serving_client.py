@@ -194,6 +194,16 @@ def _specs(items: Iterable[tuple[str, Any]]) -> list[TensorSpec]:
 # -- the client ---------------------------------------------------------------
 
 
+def open_channel(target: str, security: ClientSecurity) -> grpc.Channel:
+    """A channel to a model server with the message size limit and ``security``'s TLS
+    (whatever protocol is spoken over it)."""
+    options = [*message_size_options(), *security.channel_options()]
+    credentials = security.channel_credentials()
+    if credentials is None:
+        return grpc.insecure_channel(target, options=options)
+    return grpc.secure_channel(target, credentials, options=options)
+
+
 class ModelServerClient:
     """A channel to one model server (``target`` is "host:port").
 
@@ -207,15 +217,7 @@ class ModelServerClient:
         self.timeout = timeout
         self.security = security or ClientSecurity()
         self._metadata = self.security.metadata()
-        options = [
-            *message_size_options(),
-            *self.security.channel_options(),
-        ]
-        credentials = self.security.channel_credentials()
-        if credentials is None:
-            self._channel = grpc.insecure_channel(target, options=options)
-        else:
-            self._channel = grpc.secure_channel(target, credentials, options=options)
+        self._channel = open_channel(target, self.security)
         self._predict = prediction_service_pb2_grpc.PredictionServiceStub(self._channel)
         self._catalog = model_catalog_pb2_grpc.ModelCatalogStub(self._channel)
 

@@ -25,6 +25,8 @@ MAX_MESSAGE_BYTES = 256 * 1024 * 1024
 PREDICTION_SERVICE = "tensorflow.serving.PredictionService"
 MODEL_SERVICE = "tensorflow.serving.ModelService"
 MODEL_CATALOG_SERVICE = "mlbridge.wire.ModelCatalog"
+# The Open Inference Protocol's (KServe v2) service, as Triton and KServe name it.
+INFERENCE_SERVICE = "inference.GRPCInferenceService"
 HEALTH_SERVICE = "grpc.health.v1.Health"
 
 DEFAULT_PORT = 8500

@@ -51,9 +51,10 @@ def server_env() -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def run_server(base: Path, workdir: Path, poll_interval: float = 0.2, *extra: str):
+def run_server(base: Path, workdir: Path, poll_interval: float = 0.2, *extra: str,
+               env: dict[str, str] | None = None):
     """The model server as a process on a free port (it binds port 0 and
-    writes the port it got into the ready file)."""
+    writes the port it got into the ready file); ``env``: variables to add."""
     ready = workdir / "server.ready"
     ready.unlink(missing_ok=True)
     log = workdir / "server.log"
@@ -63,7 +64,7 @@ def run_server(base: Path, workdir: Path, poll_interval: float = 0.2, *extra: st
              "--port", "0", "--host", "127.0.0.1", "--poll-interval", str(poll_interval),
              "--ready-file", str(ready), *extra],
             stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            env=server_env(), cwd=REPO,
+            env={**server_env(), **(env or {})}, cwd=REPO,
         )
     process = Process(proc, log)
     try:

@@ -25,6 +25,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from mlbridge.serving_client import ClientSecurity, ModelServerClient, ServingError
 from mlbridge.serving_constants import (
     HEALTH_SERVICE,
+    INFERENCE_SERVICE,
     MODEL_CATALOG_SERVICE,
     MODEL_SERVICE,
     PREDICTION_SERVICE,
@@ -235,7 +236,7 @@ def test_reflection_lists_every_service_and_describes_predict(server, channel):
         database = ProtoReflectionDescriptorDatabase(authed)
         services = set(database.get_services())
         assert services == {PREDICTION_SERVICE, MODEL_SERVICE, MODEL_CATALOG_SERVICE, HEALTH_SERVICE,
-                            "grpc.reflection.v1alpha.ServerReflection"}
+                            INFERENCE_SERVICE, "grpc.reflection.v1alpha.ServerReflection"}
         pool = DescriptorPool(database)
         predict = pool.FindServiceByName(PREDICTION_SERVICE).methods_by_name["Predict"]
         assert predict.input_type.full_name.endswith("PredictRequest")

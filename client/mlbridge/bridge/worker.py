@@ -36,6 +36,7 @@ from ..config import Dsn
 from ..db import close_quietly, connect, query
 from ..db.install import data_schema
 from ..errors import MlbridgeError
+from ..serving_protocols import open_client
 from . import rows as rowlib
 from .catalog import Catalog, sync_catalog
 from .heartbeat import Heartbeat
@@ -70,6 +71,7 @@ class BridgeConfig:
     in_flight: int = 2  # chunks waiting between two stages
     local_infile: bool = True  # results with LOAD DATA LOCAL where the server allows it
     server_security: sc.ClientSecurity | None = None  # TLS and token to the model server
+    protocol: str = "tfserving"  # or "v2", the Open Inference Protocol (serving_protocols.py)
 
 
 class _PredictTimer:
@@ -107,8 +109,8 @@ class Bridge:
         self.config = config
         self.id = self._new_id()
         self.stopping = threading.Event()
-        self.client = sc.ModelServerClient(config.server, timeout=config.rpc_timeout,
-                                           security=config.server_security)
+        self.client = open_client(config.protocol, config.server, timeout=config.rpc_timeout,
+                                  security=config.server_security)
         self.catalog = Catalog(self.client)
         self.data_schema = data_schema(config.dsn.database)
         self.folder = local_folder() if config.local_infile else None
@@ -134,7 +136,8 @@ class Bridge:
         signal.signal(signal.SIGINT, self.stop)
 
     def run(self) -> None:
-        log.info("bridge %s: queue %s, model server %s", self.id, self.config.dsn.redacted(), self.config.server)
+        log.info("bridge %s: queue %s, model server %s (%s)", self.id, self.config.dsn.redacted(), self.config.server,
+                 self.config.protocol)
         # The online lane waits for the interpreter while the bulk threads convert and format:
         # hand it over every millisecond rather than every five (CPython's default).
         sys.setswitchinterval(0.001)

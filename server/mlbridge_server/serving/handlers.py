@@ -74,48 +74,32 @@ def _shape_text(shape: Any) -> str:
     return "[" + ", ".join(str(d.size) for d in shape.dim) + "]"
 
 
-def check_inputs(
-    signature: meta_graph_pb2.SignatureDef,
-    inputs: Mapping[str, tensor_pb2.TensorProto],
-    where: str,
-    limits: RequestLimits | None = None,
-) -> dict[str, np.ndarray]:
-    """Decode the request's inputs after checking them against the signature:
-    the same names, each with the signature's dtype and a compatible shape,
-    and one batch size for all; together within ``limits`` (checked before
-    anything is decoded). Raises INVALID_ARGUMENT naming the problem."""
+def check_names(signature: meta_graph_pb2.SignatureDef, given: set[str], where: str) -> None:
+    """INVALID_ARGUMENT unless the request's input names are the signature's."""
     expected = set(signature.inputs)
-    given = set(inputs)
-    if expected != given:
-        problems = []
-        if expected - given:
-            problems.append("missing input " + ", ".join(f'"{k}"' for k in sorted(expected - given)))
-        if given - expected:
-            unknown = sorted(given - expected)
-            shown = [f'"{k[:100]}"' + ("..." if len(k) > 100 else "") for k in unknown[:10]]
-            more = f" and {len(unknown) - 10} more" if len(unknown) > 10 else ""
-            problems.append("unknown input " + ", ".join(shown) + more)
-        takes = ", ".join(sorted(expected)) or "no inputs"
-        raise invalid(f"{'; '.join(problems)}: {where} takes {takes}")
-    for key in sorted(inputs):
-        info = signature.inputs[key]
-        if inputs[key].dtype != info.dtype:
-            raise invalid(
-                f'input "{key}" must be {dtype_name(info.dtype)}, '
-                f"got {dtype_name(inputs[key].dtype)} ({where})"
-            )
-    (limits or RequestLimits()).check(inputs)
+    if expected == given:
+        return
+    problems = []
+    if expected - given:
+        problems.append("missing input " + ", ".join(f'"{k}"' for k in sorted(expected - given)))
+    if given - expected:
+        unknown = sorted(given - expected)
+        shown = [f'"{k[:100]}"' + ("..." if len(k) > 100 else "") for k in unknown[:10]]
+        more = f" and {len(unknown) - 10} more" if len(unknown) > 10 else ""
+        problems.append("unknown input " + ", ".join(shown) + more)
+    takes = ", ".join(sorted(expected)) or "no inputs"
+    raise invalid(f"{'; '.join(problems)}: {where} takes {takes}")
 
-    arrays: dict[str, np.ndarray] = {}
+
+def check_shapes(
+    signature: meta_graph_pb2.SignatureDef, arrays: Mapping[str, np.ndarray], where: str
+) -> None:
+    """INVALID_ARGUMENT unless every decoded input has a shape its signature
+    accepts and the inputs agree on the batch size."""
     batch: tuple[str, int] | None = None
-    for key in sorted(inputs):
-        tensor = inputs[key]
-        info = signature.inputs[key]
-        try:
-            array = from_tensor_proto(tensor)
-        except TensorCodecError as e:
-            raise invalid(f'input "{key}": {e}') from None
-        want = info.tensor_shape
+    for key in sorted(arrays):
+        array = arrays[key]
+        want = signature.inputs[key].tensor_shape
         if not want.unknown_rank:
             if array.ndim != len(want.dim) or any(
                 d.size >= 0 and d.size != got for d, got in zip(want.dim, array.shape)
@@ -132,7 +116,35 @@ def check_inputs(
                     f'inputs disagree on the batch size: "{batch[0]}" has {batch[1]} rows, '
                     f'"{key}" has {array.shape[0]}'
                 )
-        arrays[key] = array
+
+
+def check_inputs(
+    signature: meta_graph_pb2.SignatureDef,
+    inputs: Mapping[str, tensor_pb2.TensorProto],
+    where: str,
+    limits: RequestLimits | None = None,
+) -> dict[str, np.ndarray]:
+    """Decode the request's inputs after checking them against the signature:
+    the same names, each with the signature's dtype and a compatible shape,
+    and one batch size for all; together within ``limits`` (checked before
+    anything is decoded). Raises INVALID_ARGUMENT naming the problem."""
+    check_names(signature, set(inputs), where)
+    for key in sorted(inputs):
+        info = signature.inputs[key]
+        if inputs[key].dtype != info.dtype:
+            raise invalid(
+                f'input "{key}" must be {dtype_name(info.dtype)}, '
+                f"got {dtype_name(inputs[key].dtype)} ({where})"
+            )
+    (limits or RequestLimits()).check(inputs)
+
+    arrays: dict[str, np.ndarray] = {}
+    for key in sorted(inputs):
+        try:
+            arrays[key] = from_tensor_proto(inputs[key])
+        except TensorCodecError as e:
+            raise invalid(f'input "{key}": {e}') from None
+    check_shapes(signature, arrays, where)
     return arrays
 
 

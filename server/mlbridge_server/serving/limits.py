@@ -27,7 +27,7 @@ them RESOURCE_EXHAUSTED.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from mlbridge.errors import MlbridgeError
@@ -72,7 +72,7 @@ class RequestLimits:
     def check(self, inputs: Mapping[str, tensor_pb2.TensorProto]) -> None:
         """Raise INVALID_ARGUMENT when an input's shape is unusable or the
         inputs together go over a cap; reads shapes and lengths only."""
-        elements = nbytes = 0
+        sizes = []
         for key in sorted(inputs):
             proto = inputs[key]
             try:
@@ -80,9 +80,16 @@ class RequestLimits:
                 size = decoded_nbytes(proto)
             except TensorCodecError as e:
                 raise invalid(f'input "{key}": {e}') from None
+            sizes.append((key, [d.size for d in proto.tensor_shape.dim], count, size))
+        self.check_sizes(sizes)
+
+    def check_sizes(self, sizes: Iterable[tuple[str, list[int], int, int]]) -> None:
+        """The caps on inputs already measured, each as (name, shape, elements,
+        decoded bytes): what every protocol's request is held to."""
+        elements = nbytes = 0
+        for key, shape, count, size in sizes:
             elements += count
             nbytes += size
-            shape = [d.size for d in proto.tensor_shape.dim]
             if elements > self.max_elements:
                 raise invalid(
                     f'input "{key}" (shape {shape}, {count} elements) takes the request to '

@@ -24,7 +24,12 @@ from mlbridge.serving_settings import ServerSettings, add_arguments
 
 # Imported for their file descriptors alone: server reflection answers from the default
 # descriptor pool, and the *_pb2_grpc modules import the messages' files, not the services'.
-from mlbridge.wire import model_catalog_pb2, model_service_pb2, prediction_service_pb2  # noqa: F401
+from mlbridge.wire import (  # noqa: F401
+    model_catalog_pb2,
+    model_service_pb2,
+    open_inference_service_pb2,
+    prediction_service_pb2,
+)
 
 from . import call_context, model_config
 from . import metrics as metrics_module

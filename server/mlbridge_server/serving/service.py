@@ -16,7 +16,12 @@ from typing import Any
 
 import grpc
 
-from mlbridge.serving_constants import MODEL_CATALOG_SERVICE, MODEL_SERVICE, PREDICTION_SERVICE
+from mlbridge.serving_constants import (
+    INFERENCE_SERVICE,
+    MODEL_CATALOG_SERVICE,
+    MODEL_SERVICE,
+    PREDICTION_SERVICE,
+)
 from mlbridge.wire import (
     model_catalog_pb2_grpc,
     model_service_pb2_grpc,
@@ -48,7 +53,14 @@ def _answer(
 ) -> Any:
     started = time.perf_counter()
     code, message, response = grpc.StatusCode.OK, "", None
-    asked = getattr(getattr(request, "model_spec", None), "name", "") or ""
+    # TF Serving's requests name the model in model_spec, the Open Inference Protocol's in
+    # model_name (ModelInfer) or name (ModelReady, ModelMetadata).
+    asked = (
+        getattr(getattr(request, "model_spec", None), "name", "")
+        or getattr(request, "model_name", "")
+        or getattr(request, "name", "")
+        or ""
+    )
     # The record learns the version the request resolved to (call_context.resolved), for the
     # metrics' labels and the log lines written meanwhile.
     with call_context.recording(asked) as call:
@@ -138,4 +150,8 @@ def add_to_server(server: grpc.Server, handlers: Handlers, metrics: Any = None) 
             ),
         )
     )
-    return (PREDICTION_SERVICE, MODEL_SERVICE, MODEL_CATALOG_SERVICE)
+    # The Open Inference Protocol (KServe v2) on the same server and port.
+    from .v2_service import add_inference_service
+
+    add_inference_service(server, handlers, metrics)
+    return (PREDICTION_SERVICE, MODEL_SERVICE, MODEL_CATALOG_SERVICE, INFERENCE_SERVICE)
