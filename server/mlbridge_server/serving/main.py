@@ -33,6 +33,7 @@ from mlbridge.wire import (  # noqa: F401
 
 from . import call_context, model_config
 from . import metrics as metrics_module
+from .decoding import DecodeInterceptor
 from .handlers import Handlers
 from .health import ServerHealth
 from .limits import RequestLimits
@@ -103,7 +104,11 @@ class ModelServer:
         recorder.watch(self.registry)
         server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=settings.max_workers, thread_name_prefix="grpc"),
-            interceptors=[TokenInterceptor(self.token, recorder)] if self.token else None,
+            # The token is checked first: a caller without it learns nothing of message formats.
+            interceptors=[
+                *([TokenInterceptor(self.token, recorder)] if self.token else []),
+                DecodeInterceptor(),
+            ],
             options=[
                 *message_size_options(),
                 # gRPC sets SO_REUSEPORT by default on Linux: a second server
