@@ -84,6 +84,9 @@ class ServerSettings:
         None, "path", "TF Serving's ModelServerConfig in text format: which models, their base paths "
         "(relative to the model base, or absolute), version policies and labels",
         shown="every model folder, its newest version")
+    model_config_file_poll_wait_seconds: float = _setting(
+        0.0, "float", "seconds between checks of --model-config-file for changes, applied as "
+        "HandleReloadConfigRequest would (0: read at start only)", minimum=0)
     metrics_port: int | None = _setting(None, "port", "Prometheus /metrics port", shown="no metrics")
     metrics_host: str | None = _setting(None, "str", "interface of /metrics", shown="--host's")
     tls_cert: str | None = _setting(None, "path", "serve TLS with this certificate (chain), PEM")

@@ -26,7 +26,7 @@ from mlbridge.wire import (
 )
 from mlbridge_server.serving import model_config
 
-from .conftest import REPO, install_version, run_server, server_env
+from .conftest import REPO, install_version, run_server, server_env, wait_until
 from .models import call_directly
 
 X = np.array([0.5, -1.0, 2.0], dtype=np.float32)
@@ -186,3 +186,25 @@ def test_bad_config_file_stops_the_server_naming_the_problem(tmp_path):
     )
     assert done.returncode == 1
     assert str(config) in done.stderr and '"newest"' in done.stderr, done.stderr[-2000:]
+
+
+def test_config_file_is_polled_and_a_broken_one_is_not_applied(saved_models, tmp_path):
+    base = tmp_path / "base"
+    for version, source in ((1, "churn_v1"), (2, "churn_v2")):
+        install_version(base, "churn", version, saved_models[source])
+    config = tmp_path / "models.config"
+    config.write_text('model_config_list { config { name: "churn" base_path: "churn" '
+                      "model_version_policy { specific { versions: 1 } } } }")
+    with run_server(base, tmp_path, 0.2, "--model-config-file", str(config),
+                    "--model-config-file-poll-wait-seconds", "0.2") as server, \
+            grpc.insecure_channel(server.target) as channel:
+        assert status(channel) == {1: State.AVAILABLE}
+        config.write_text('model_config_list { config { name: "churn" base_path: "churn" '
+                          "model_version_policy { all {} } } }")
+        wait_until(lambda: status(channel) == {1: State.AVAILABLE, 2: State.AVAILABLE},
+                   what="the changed file applied")
+        config.write_text('model_config_list { config { name: "churn" model_platform: "onnx" } }')
+        wait_until(lambda: "is not applied" in server.output(), what="the broken file reported")
+        assert '"onnx"' in server.output()
+        assert status(channel) == {1: State.AVAILABLE, 2: State.AVAILABLE}
+        assert predict(channel)["version"] == 2

@@ -33,6 +33,7 @@ from mlbridge.wire import (  # noqa: F401
 
 from . import call_context, model_config
 from . import metrics as metrics_module
+from .config_watch import ConfigWatcher
 from .decoding import DecodeInterceptor
 from .handlers import Handlers
 from .health import ServerHealth
@@ -89,6 +90,12 @@ class ModelServer:
         self.health: ServerHealth | None = None
         self.services: tuple[str, ...] = ()
         self._server: grpc.Server | None = None
+        self._config_watch: ConfigWatcher | None = None
+        if settings.model_config_file and settings.model_config_file_poll_wait_seconds > 0:
+            self._config_watch = ConfigWatcher(
+                settings.model_config_file, self.model_base, self.registry,
+                settings.model_config_file_poll_wait_seconds,
+            )
 
     def start(self) -> int:
         """Bind, load the models, and report SERVING; returns the bound port
@@ -151,6 +158,8 @@ class ModelServer:
 
         self.registry.scan()
         self.registry.start(settings.poll_interval)
+        if self._config_watch is not None:
+            self._config_watch.start()
         self.health.set_serving(True)
         loaded = [f"{s.name}:{s.version}" for s in self.registry.statuses() if s.latest]
         log.info("serving %s", ", ".join(loaded) if loaded else "no models yet")
@@ -166,6 +175,8 @@ class ModelServer:
         if self._server is not None:
             self._server.stop(grace).wait()
             self._server = None
+        if self._config_watch is not None:
+            self._config_watch.stop()
         self.registry.stop()
         self.processes.stop()
 
