@@ -108,7 +108,9 @@ class ModelServer:
                 ("grpc.so_reuseport", 0),
             ],
         )
-        add_to_server(server, Handlers(self.registry), recorder)
+        # Batching's settings come from $MLBRIDGE_SERVING_*BATCH* (batching.py);
+        # the recorder gets batch sizes and queue delays when it records them.
+        add_to_server(server, Handlers(self.registry, recorder=recorder), recorder)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
         address = f"{self.host}:{self.requested_port}"
