@@ -490,6 +490,10 @@ class Batcher:
                 self._run_alone(servable, owner, signature_name, task)
             return
         self.recorder.observe_batch(owner.model, owner.version, batch.rows)
+        log.debug(
+            "model %s version %s: one call ran %d requests, %d rows",
+            owner.model, owner.version, len(tasks), batch.rows,
+        )
         for task, part in zip(tasks, parts):
             task.result = part
             task.done.set()
