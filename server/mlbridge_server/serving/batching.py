@@ -192,22 +192,22 @@ def signature_unbatchable(signature: Any) -> str | None:
 
 def _layout(arrays: Mapping[str, np.ndarray]) -> tuple[tuple, int] | None:
     """(the key of the queue these inputs can share, their rows), or None
-    when they cannot be stacked with others (a scalar, rows that disagree)."""
+    when they cannot be stacked with others (a scalar, rows that disagree).
+
+    The key holds each input's name, dtype and trailing dimensions, in the
+    order of ``arrays`` (check_inputs builds them sorted by name). Strings
+    are decoded as object arrays, so texts of any length share a queue."""
     key = []
     rows = None
-    for name in sorted(arrays):
-        array = arrays[name]
-        if array.ndim == 0:
+    for name, array in arrays.items():
+        shape = array.shape
+        if not shape:
             return None
         if rows is None:
-            rows = array.shape[0]
-        elif array.shape[0] != rows:
+            rows = shape[0]
+        elif shape[0] != rows:
             return None
-        kind = array.dtype.kind
-        # Strings of any width (or Python objects) concatenate; numbers only
-        # with their own dtype.
-        dtype = kind if kind in "SUO" else array.dtype.str
-        key.append((name, dtype, array.shape[1:]))
+        key.append((name, array.dtype, shape[1:]))
     if rows is None:
         return None
     return tuple(key), rows
@@ -240,9 +240,15 @@ class _Task:
         self.arrays = arrays
         self.rows = rows
         self.enqueued = enqueued
-        self.done = threading.Event()
+        # Set for a request that waits for another thread to run its batch
+        # (made under the queue's lock when it joins, before that batch can start).
+        self.done: threading.Event | None = None
         self.result: dict[str, np.ndarray] | None = None
         self.error: BaseException | None = None
+
+    def finish(self) -> None:
+        if self.done is not None:
+            self.done.set()
 
     def outcome(self) -> dict[str, np.ndarray]:
         if self.error is not None:
@@ -399,6 +405,7 @@ class Batcher:
             else:
                 last = queue.waiting[-1] if queue.waiting else None
                 if last is not None and not last.closed and last.rows + rows <= limit:
+                    task.done = threading.Event()
                     last.tasks.append(task)
                     last.rows += rows
                     if last.rows >= limit:
@@ -423,6 +430,7 @@ class Batcher:
                     batch = queue.waiting[-1]
                     self._wait_turn(cond, queue, batch)
         if batch is None:
+            assert task.done is not None
             task.done.wait()
             return task.outcome()
         try:
@@ -430,13 +438,14 @@ class Batcher:
         finally:
             with cond:
                 queue.running -= 1
-                if queue.running == 0 and not queue.waiting and owner.queues.get(key) is queue:
+                if queue.waiting:  # their leaders wait for a free thread or an idle queue
+                    cond.notify_all()
+                elif queue.running == 0 and owner.queues.get(key) is queue:
                     del owner.queues[key]
-                cond.notify_all()
             for other in batch.tasks:
-                if not other.done.is_set():  # only when _execute itself failed
+                if other.result is None and other.error is None:  # only when _execute itself failed
                     other.error = RuntimeError("the batch this request was in did not run")
-                    other.done.set()
+                    other.finish()
         return task.outcome()
 
     def _wait_turn(self, cond: threading.Condition, queue: _Queue, batch: _Batch) -> None:
@@ -455,7 +464,8 @@ class Batcher:
         queue.waiting.popleft()
         batch.closed = True
         queue.running += 1
-        cond.notify_all()  # the next batch is now at the head
+        if queue.waiting:
+            cond.notify_all()  # the next batch is now at the head
 
     def _execute(
         self, servable: Any, owner: _ServableQueues, signature_name: str, batch: _Batch
@@ -496,7 +506,7 @@ class Batcher:
         )
         for task, part in zip(tasks, parts):
             task.result = part
-            task.done.set()
+            task.finish()
 
     def _run_alone(
         self, servable: Any, owner: _ServableQueues, signature_name: str, task: _Task
@@ -507,4 +517,4 @@ class Batcher:
         except Exception as e:  # delivered to the request's own thread
             task.error = e
         finally:
-            task.done.set()
+            task.finish()
