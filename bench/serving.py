@@ -15,7 +15,11 @@ own (threads in one Python process would share its GIL and measure that instead)
   process calling `Servable.run` back to back) (target: at least 35%);
 - (c) single-row Predict, one client, back to back: p50 and p99;
 - (d) single-row Predict, 8 concurrent clients: rows/s, p50 and p99, with the server's dynamic
-  batching on and off (two server runs, one after the other).
+  batching on and off.
+
+The machine's load drifts while the benchmark runs (other work shares its cores), so figures that
+are compared are measured interleaved: both servers (batching on, batching off) run from the start,
+and each measure runs twice, in order then in reverse (A B B A), half its work each time, pooled.
 
 Protocols: each client is made by a factory from CLIENT_FACTORIES, chosen with --protocol; a
 factory takes (target, model name, input specs) and returns an object with ``predict(inputs)``
@@ -146,7 +150,7 @@ def servable_inputs(servable: Any, inputs: dict) -> dict:
 
 def run_workers(count: int, protocol: str, *, target: str = "", model: str = "", specs: dict, rows: int,
                 calls: int = 0, seconds: float = 0.0, warmup: int = 20) -> dict:
-    """``count`` worker processes started together; their latencies pooled, rows/s over the longest."""
+    """``count`` worker processes started together: their latencies, rows and the longest one's seconds."""
     command = [sys.executable, str(Path(__file__).resolve()), "worker", "--protocol", protocol, "--target", target,
                "--model", model, "--inputs", json.dumps(specs), "--rows", str(rows), "--calls", str(calls),
                "--seconds", str(seconds), "--warmup", str(warmup)]
@@ -181,10 +185,26 @@ def run_workers(count: int, protocol: str, *, target: str = "", model: str = "",
                 proc.kill()
                 proc.wait()
             log.close()
-    latencies = [ms for r in results for ms in r["latencies_ms"]]
-    elapsed = max(r["elapsed_s"] for r in results)
-    return {**summary(latencies), "rows_per_s": round(sum(r["rows"] for r in results) / elapsed, 1),
-            "clients": count, "rows": rows}
+    return {"latencies_ms": [ms for r in results for ms in r["latencies_ms"]], "clients": count, "rows": rows,
+            "rows_done": sum(r["rows"] for r in results), "elapsed_s": max(r["elapsed_s"] for r in results)}
+
+
+def pooled(parts: list[dict]) -> dict:
+    """One figure from several runs of the same measure: latencies pooled, rows/s over their summed time."""
+    latencies = [ms for part in parts for ms in part["latencies_ms"]]
+    rows_per_s = sum(p["rows_done"] for p in parts) / sum(p["elapsed_s"] for p in parts)
+    return {**summary(latencies), "rows_per_s": round(rows_per_s, 1), "clients": parts[0]["clients"],
+            "rows": parts[0]["rows"]}
+
+
+def interleaved(measures: dict[str, Callable[[], dict]]) -> dict[str, dict]:
+    """Each measure run twice, in order and then in reverse (A B B A), each time with half its work,
+    and pooled: the machine's load drifts (other work shares its 2 cores), and measures compared with
+    each other should see the same drift."""
+    runs: dict[str, list[dict]] = {name: [] for name in measures}
+    for name in [*measures, *reversed(measures)]:
+        runs[name].append(measures[name]())
+    return {name: pooled(parts) for name, parts in runs.items()}
 
 
 # -- the model and the server -------------------------------------------------------------------
@@ -204,6 +224,7 @@ def trained_model(stack: contextlib.ExitStack) -> Path:
 
 @contextlib.contextmanager
 def model_server(model: Path, workdir: Path, batching: bool):
+    """`mlbridge serve` on a model base holding ``model`` as bench8 version 1, batching on or off."""
     sys.path.insert(0, str(REPO))
     from tests.procs import start_model_server
 
@@ -250,33 +271,37 @@ def bench(args: argparse.Namespace) -> dict:
         model = Path(args.model).resolve() if args.model else trained_model(stack)
         if not (model / "saved_model.pb").is_file():
             raise SystemExit(f"--model {args.model}: no saved_model.pb there; give a SavedModel folder")
-        result: dict = {"model": str(model) if args.model else "trained: bench8 (8-input regression)",
-                        "protocol": args.protocol}
-        by_mode: dict[str, dict] = {}
-        for batching in (True, False):
-            with model_server(model, tmp, batching) as server:
-                specs = input_specs(server.target)
-                result["inputs"] = specs
-                client = {"protocol": args.protocol, "target": server.target, "specs": specs}
-                found: dict[str, Any] = {}
-                if batching:
-                    found["batch_1024"] = run_workers(1, rows=1024, calls=calls, **client)
-                    found["concurrent_1024"] = run_workers(4, rows=1024, seconds=seconds, **client)
-                found["single_row"] = run_workers(1, rows=1, calls=single_calls, **client)
-                found["concurrent_single_row"] = run_workers(8, rows=1, seconds=seconds, **client)
-                by_mode["on" if batching else "off"] = found
-        inprocess = {"protocol": "inprocess", "model": str(model), "specs": specs}
-        alone_1024 = run_workers(1, rows=1024, calls=calls, **inprocess)
-        flat_out = run_workers(1, rows=1024, seconds=seconds, **inprocess)
-        alone_1 = run_workers(1, rows=1, calls=single_calls, **inprocess)
-    on, off = by_mode["on"], by_mode["off"]
-    result["batch_1024"] = {"inprocess": alone_1024, "server": on["batch_1024"],
-                            "added_ms": round(on["batch_1024"]["p50_ms"] - alone_1024["p50_ms"], 3)}
-    result["concurrent_1024"] = {"inprocess": flat_out, "server": on["concurrent_1024"],
-                                 "percent": round(100 * on["concurrent_1024"]["rows_per_s"] / flat_out["rows_per_s"], 1)}
-    result["single_row"] = {"inprocess": alone_1, "on": on["single_row"], "off": off["single_row"]}
-    result["concurrent_single_row"] = {"on": on["concurrent_single_row"], "off": off["concurrent_single_row"]}
-    return result
+        # Both servers run from the start (the idle one costs nothing but memory), so that measures of
+        # the two are interleaved rather than made minutes apart.
+        servers = {"on": stack.enter_context(model_server(model, tmp, True)),
+                   "off": stack.enter_context(model_server(model, tmp, False))}
+        specs = input_specs(servers["on"].target)
+
+        def client(mode: str, count: int, **work: Any) -> Callable[[], dict]:
+            return lambda: run_workers(count, args.protocol, target=servers[mode].target, specs=specs, **work)
+
+        def inprocess(**work: Any) -> Callable[[], dict]:
+            return lambda: run_workers(1, "inprocess", model=str(model), specs=specs, **work)
+
+        half, half_single, half_seconds = max(1, calls // 2), max(1, single_calls // 2), seconds / 2
+        a = interleaved({"inprocess": inprocess(rows=1024, calls=half),
+                         "server": client("on", 1, rows=1024, calls=half)})
+        b = interleaved({"inprocess": inprocess(rows=1024, seconds=half_seconds),
+                         "server": client("on", 4, rows=1024, seconds=half_seconds)})
+        c = interleaved({"inprocess": inprocess(rows=1, calls=half_single),
+                         "on": client("on", 1, rows=1, calls=half_single),
+                         "off": client("off", 1, rows=1, calls=half_single)})
+        d = interleaved({"on": client("on", 8, rows=1, seconds=half_seconds),
+                         "off": client("off", 8, rows=1, seconds=half_seconds)})
+    return {
+        "model": str(model) if args.model else "trained: bench8 (8-input regression)",
+        "protocol": args.protocol,
+        "inputs": specs,
+        "batch_1024": {**a, "added_ms": round(a["server"]["p50_ms"] - a["inprocess"]["p50_ms"], 3)},
+        "concurrent_1024": {**b, "percent": round(100 * b["server"]["rows_per_s"] / b["inprocess"]["rows_per_s"], 1)},
+        "single_row": c,
+        "concurrent_single_row": d,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -284,10 +309,10 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command")
     parser.add_argument("--model", default=None, help="a SavedModel folder (default: train the bench model)")
     parser.add_argument("--protocol", default="tfserving", choices=sorted(CLIENT_FACTORIES))
-    parser.add_argument("--calls", type=int, default=300, help="calls for the batch-1,024 latency")
-    parser.add_argument("--single-calls", type=int, default=2000, help="calls for the single-row latency")
-    parser.add_argument("--seconds", type=float, default=10.0, help="seconds of each concurrent run")
-    parser.add_argument("--quick", action="store_true", help="a smoke: few calls, 1-second runs")
+    parser.add_argument("--calls", type=int, default=400, help="calls for the batch-1,024 latency, each side")
+    parser.add_argument("--single-calls", type=int, default=2000, help="calls for the single-row latency, each side")
+    parser.add_argument("--seconds", type=float, default=10.0, help="seconds of each concurrent run, each side")
+    parser.add_argument("--quick", action="store_true", help="a smoke: 20 and 50 calls, half-second runs")
     one = sub.add_parser("worker", help="(internal) one client or the in-process baseline")
     one.add_argument("--protocol", required=True, choices=[*sorted(CLIENT_FACTORIES), "inprocess"])
     one.add_argument("--target", default="")
