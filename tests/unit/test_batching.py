@@ -443,3 +443,30 @@ def test_settings_are_checked():
         BatchingSettings.from_env({"MLBRIDGE_SERVING_MAX_BATCH_SIZE": "0"})
     with pytest.raises(MlbridgeError, match="MLBRIDGE_SERVING_ENABLE_BATCHING='maybe' must be true or false"):
         BatchingSettings.from_env({"MLBRIDGE_SERVING_ENABLE_BATCHING": "maybe"})
+
+
+def test_handlers_run_keeps_its_error_codes_through_the_batcher():
+    from mlbridge_server.serving.handlers import Handlers
+    from mlbridge_server.serving.limits import RequestLimits
+
+    def fn(arrays):
+        if (arrays["x"] < 0).any():
+            raise ValueError("x must not be negative")
+        return {"y": arrays["x"] * 2}
+
+    gate = threading.Event()
+    handlers = Handlers(None, RequestLimits(), settings(max_batch_size=1, max_enqueued_batches=1))
+    servable = FakeServable(fn, gate=gate)
+    first = start_blocked(handlers.batcher, servable)
+    (second,) = queue_behind(handlers.batcher, servable, [{"x": np.array([-1.0], np.float32)}])
+    with pytest.raises(RequestError) as full:
+        handlers.run(servable, "serving_default", {"x": np.array([1.0], np.float32)}, "the fake")
+    assert full.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+    gate.set()
+    first.outcome()
+    with pytest.raises(ValueError):
+        second.outcome()  # the batcher hands back the model's own error ...
+    with pytest.raises(RequestError) as bad:  # ... which Handlers.run turns into INVALID_ARGUMENT
+        handlers.run(servable, "serving_default", {"x": np.array([-2.0], np.float32)}, "the fake")
+    assert bad.value.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert bad.value.message == "the fake failed: x must not be negative"
