@@ -40,8 +40,11 @@ only the request at fault gets the error. Float results of a batched call can
 differ from a lone call's in the last bits (TensorFlow's kernels may sum in
 another order for another batch size).
 
-Queues are held in a weak mapping keyed by the servable: when the registry
-drops a version and the last request on it ends, its queues go with it.
+Queues are held in a weak mapping keyed by the servable object: when the
+registry drops a version and the last request on it ends, its queues go with
+it. Requests batch together only when they resolve to the same object, as the
+registry's loaded versions do (a registry that made a new proxy object per
+request would get no batching).
 """
 
 from __future__ import annotations
@@ -65,6 +68,8 @@ from .errors import RequestError, resource_exhausted
 log = logging.getLogger(__name__)
 
 INIT_OP_SIGNATURE = "__saved_model_init_op"
+# A signature whose batchability has not been looked at yet.
+_UNCHECKED: Any = object()
 
 # Read when the server starts (BatchingSettings.from_env), like the request caps
 # of limits.py; the server's settings object is expected to take these over.
@@ -329,8 +334,8 @@ class Batcher:
         if owner is None:
             return self._alone(servable, signature_name, arrays, None)
         with owner.cond:
-            reason = owner.unbatchable.get(signature_name, "unknown")
-        if reason == "unknown":
+            reason = owner.unbatchable.get(signature_name, _UNCHECKED)
+        if reason is _UNCHECKED:
             reason = self._check_signature(servable, signature_name)
             with owner.cond:
                 owner.unbatchable.setdefault(signature_name, reason)
