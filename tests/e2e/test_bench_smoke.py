@@ -25,6 +25,33 @@ def test_bench_smoke():
     assert "predict_scores / direct" in done.stdout and result["bridge_peak_rss_mb"] > 0
 
 
+def test_serving_bench_smoke():
+    """`make bench-serving` on its own trained model, with few calls: every measure is made, through
+    real server processes (batching on, then off) and worker processes."""
+    done = subprocess.run([sys.executable, str(REPO / "bench" / "serving.py"), "--quick"],
+                          capture_output=True, text=True, timeout=900, cwd=REPO,
+                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["protocol"] == "tfserving" and len(result["inputs"]) == 8
+    a, b = result["batch_1024"], result["concurrent_1024"]
+    assert a["server"]["calls"] == a["inprocess"]["calls"] == 20 and a["server"]["rows"] == 1024
+    assert a["added_ms"] == round(a["server"]["p50_ms"] - a["inprocess"]["p50_ms"], 3)
+    assert b["server"]["clients"] == 4 and b["server"]["rows_per_s"] > 0 and b["percent"] > 0
+    for mode in ("on", "off"):
+        assert result["single_row"][mode]["calls"] == 50
+        d = result["concurrent_single_row"][mode]
+        assert d["clients"] == 8 and d["rows_per_s"] > 0 and d["p99_ms"] >= d["p50_ms"] > 0
+    assert "(d) 1 row, 8 clients" in done.stdout and "batching on / off" in done.stdout
+
+
+def test_serving_bench_refuses_a_folder_without_a_saved_model(tmp_path):
+    done = subprocess.run([sys.executable, str(REPO / "bench" / "serving.py"), "--quick", "--model", str(tmp_path)],
+                          capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert done.returncode != 0
+    assert "no saved_model.pb there" in done.stderr and str(tmp_path) in done.stderr
+
+
 def test_fairness_bench_smoke():
     done = subprocess.run([sys.executable, str(REPO / "bench" / "fairness.py"), "--rows", "20000", "--quick"],
                           capture_output=True, text=True, timeout=600, cwd=REPO,

@@ -48,3 +48,7 @@ def failed_precondition(message: str) -> RequestError:
 
 def unavailable(message: str) -> RequestError:
     return RequestError(grpc.StatusCode.UNAVAILABLE, message)
+
+
+def resource_exhausted(message: str) -> RequestError:
+    return RequestError(grpc.StatusCode.RESOURCE_EXHAUSTED, message)

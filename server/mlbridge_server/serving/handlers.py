@@ -32,6 +32,7 @@ from mlbridge.wire import (
 )
 
 from . import call_context
+from .batching import Batcher, BatchingSettings
 from .errors import RequestError, failed_precondition, invalid
 from .limits import RequestLimits
 from .registry import ModelRegistry
@@ -169,10 +170,22 @@ def error_summary(error: BaseException) -> str:
 class Handlers:
     """The three calls of the server, on protobuf messages."""
 
-    def __init__(self, registry: ModelRegistry, limits: RequestLimits | None = None):
+    def __init__(
+        self,
+        registry: ModelRegistry,
+        limits: RequestLimits | None = None,
+        batching: BatchingSettings | None = None,
+        recorder: Any = None,
+    ):
         self.registry = registry
         # The caps on a request's size: $MLBRIDGE_SERVING_MAX_REQUEST_* (limits.py).
         self.limits = RequestLimits.from_env() if limits is None else limits
+        # Dynamic batching, on by default: $MLBRIDGE_SERVING_ENABLE_BATCHING and
+        # friends (batching.py). ``recorder`` gets batch sizes and queue delays
+        # when it has observe_batch and observe_queue_delay.
+        self.batcher = Batcher(
+            BatchingSettings.from_env() if batching is None else batching, recorder
+        )
 
     def predict(self, request: predict_pb2.PredictRequest) -> predict_pb2.PredictResponse:
         spec = request.model_spec
@@ -209,11 +222,13 @@ class Handlers:
         self, servable: Any, signature_name: str, arrays: dict[str, np.ndarray], where: str
     ) -> dict[str, np.ndarray]:
         """Run a signature on inputs already checked against it: the one call
-        every protocol's predict goes through. An error TensorFlow raises on
-        these inputs answers INVALID_ARGUMENT naming ``where``."""
+        every protocol's predict goes through. Concurrent calls may run as one
+        batch (batching.py); each still gets its own outputs, or its own error.
+        An error TensorFlow raises on these inputs answers INVALID_ARGUMENT
+        naming ``where``; a full batch queue answers RESOURCE_EXHAUSTED."""
         call_context.resolved(servable)  # the metrics' version label, whichever protocol asked
         try:
-            return servable.run(signature_name, arrays)
+            return self.batcher.run(servable, signature_name, arrays)
         except RequestError:
             raise
         except Exception as e:  # a TensorFlow error on these inputs

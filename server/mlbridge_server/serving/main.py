@@ -33,6 +33,7 @@ from mlbridge.wire import (  # noqa: F401
 
 from . import call_context, model_config
 from . import metrics as metrics_module
+from .batching import BatchingSettings
 from .config_watch import ConfigWatcher
 from .decoding import DecodeInterceptor
 from .handlers import Handlers
@@ -123,7 +124,9 @@ class ModelServer:
                 ("grpc.so_reuseport", 0),
             ],
         )
-        services = add_to_server(server, Handlers(self.registry, self.limits), recorder)
+        services = add_to_server(server, Handlers(
+            self.registry, self.limits, BatchingSettings.from_settings(settings), recorder
+        ), recorder)
         self.health = ServerHealth(services)
         health_pb2_grpc.add_HealthServicer_to_server(self.health.servicer, server)
         self.registry.add_listener(lambda: self.health.update_models(self.registry.statuses()))
