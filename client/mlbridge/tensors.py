@@ -288,11 +288,13 @@ def element_count(proto: tensor_pb2.TensorProto) -> int:
     return _shape_of(proto)[1]
 
 
-def decoded_nbytes(proto: tensor_pb2.TensorProto) -> int:
+def decoded_nbytes(proto: tensor_pb2.TensorProto, count: int | None = None) -> int:
     """The bytes the tensor's values take once decoded, without decoding them:
     elements × item size; for strings the length of every element (a single
-    value that fills the tensor counts once per element)."""
-    count = element_count(proto)
+    value that fills the tensor counts once per element). ``count``: its
+    element_count, when the caller has it already."""
+    if count is None:
+        count = element_count(proto)
     if proto.dtype == _T.DT_STRING:
         values = proto.string_val
         if len(values) == 1:

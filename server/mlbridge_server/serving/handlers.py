@@ -180,12 +180,10 @@ class Handlers:
         self.registry = registry
         # The caps on a request's size: $MLBRIDGE_SERVING_MAX_REQUEST_* (limits.py).
         self.limits = RequestLimits.from_env() if limits is None else limits
-        # Dynamic batching, on by default: $MLBRIDGE_SERVING_ENABLE_BATCHING and
-        # friends (batching.py). ``recorder`` gets batch sizes and queue delays
+        # Dynamic batching, on by default (the server passes its settings'
+        # batching fields). ``recorder`` gets batch sizes and queue delays
         # when it has observe_batch and observe_queue_delay.
-        self.batcher = Batcher(
-            BatchingSettings.from_env() if batching is None else batching, recorder
-        )
+        self.batcher = Batcher(BatchingSettings() if batching is None else batching, recorder)
 
     def predict(self, request: predict_pb2.PredictRequest) -> predict_pb2.PredictResponse:
         spec = request.model_spec

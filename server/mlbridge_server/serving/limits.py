@@ -77,7 +77,7 @@ class RequestLimits:
             proto = inputs[key]
             try:
                 count = element_count(proto)
-                size = decoded_nbytes(proto)
+                size = decoded_nbytes(proto, count)
             except TensorCodecError as e:
                 raise invalid(f'input "{key}": {e}') from None
             sizes.append((key, [d.size for d in proto.tensor_shape.dim], count, size))
