@@ -63,16 +63,18 @@ distclean: clean
 	rm -rf $(VENV) $(V2_VENV) .run models
 
 # Benchmarks (not part of make test; a small smoke of each runs in the suite): mlbridge beside
-# the direct program and the tutorial pipeline, on one private server, in one run.
+# the direct program and the tutorial pipeline, on one private server, in one run; then the model
+# server beside the in-process call, and its two protocols side by side.
 BENCH_ROWS ?= 1000000
 BENCH_BRIDGES ?= 1
-bench: venv db-server
+bench: venv v2-venv db-server
 	$(BIN)/python bench/bench.py --rows $(BENCH_ROWS) --bridges $(BENCH_BRIDGES)
 	$(BIN)/python bench/serving.py $(SERVING_ARGS)
+	$(BIN)/python bench/protocols.py
 
 # The model server beside the in-process call: gRPC's added latency at batch 1,024, rows/s with 4
 # clients, single-row latency, 8 single-row clients with batching on and off (bench/serving.py).
-# SERVING_ARGS passes flags on, e.g. SERVING_ARGS="--model DIR" or "--protocol tfserving".
+# SERVING_ARGS passes flags on, e.g. SERVING_ARGS="--model DIR" or "--protocol v2".
 SERVING_ARGS ?=
 bench-serving: venv db-server
 	$(BIN)/python bench/serving.py $(SERVING_ARGS)

@@ -67,9 +67,20 @@ class TFServingClient:
         self.client.close()
 
 
+class V2Client(TFServingClient):
+    """The Open Inference Protocol's GRPCInferenceService/ModelInfer through mlbridge's light client."""
+
+    def __init__(self, target: str, model: str, inputs: dict[str, str]):
+        from mlbridge.v2_client import InferenceClient
+
+        self.model = model
+        self.client = InferenceClient(target, timeout=120)
+
+
 # protocol name -> factory(target, model, {input: dtype name}) -> client with predict() and close()
 CLIENT_FACTORIES: dict[str, Callable[[str, str, dict[str, str]], Any]] = {
     "tfserving": TFServingClient,
+    "v2": V2Client,
 }
 
 
