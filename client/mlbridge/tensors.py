@@ -200,7 +200,9 @@ def shape_tuple(proto: tensor_shape_pb2.TensorShapeProto) -> tuple[int | None, .
     return tuple(None if d.size < 0 else int(d.size) for d in proto.dim)
 
 
-def _encode_strings(array: np.ndarray) -> list[bytes]:
+def encode_strings(array: np.ndarray, kind: str = "string") -> list[bytes]:
+    """The elements of an array of str or bytes, as bytes (str as UTF-8); any
+    other element raises TensorCodecError naming ``kind``, the tensor's type."""
     out = []
     for item in array.reshape(-1).tolist():
         if isinstance(item, bytes):
@@ -209,7 +211,7 @@ def _encode_strings(array: np.ndarray) -> list[bytes]:
             out.append(item.encode("utf-8"))
         else:
             raise TensorCodecError(
-                f"a string tensor holds {type(item).__name__} {item!r}: pass str or bytes"
+                f"a {kind} tensor holds {type(item).__name__} {item!r}: pass str or bytes"
             )
     return out
 
@@ -225,7 +227,7 @@ def to_tensor_proto(array: Any, dtype: Any = None) -> tensor_pb2.TensorProto:
     if target == _T.DT_STRING or (target is None and _is_string_like(array)):
         arr = np.asarray(array, dtype=object)
         proto = tensor_pb2.TensorProto(dtype=_T.DT_STRING, tensor_shape=shape_proto(arr.shape))
-        proto.string_val.extend(_encode_strings(arr))
+        proto.string_val.extend(encode_strings(arr))
         return proto
 
     if target is None:

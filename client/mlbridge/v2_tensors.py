@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from mlbridge.tensors import MAX_RANK, MAX_SPAN, TensorCodecError
+from mlbridge.tensors import MAX_RANK, MAX_SPAN, TensorCodecError, encode_strings
 from mlbridge.wire import open_inference_pb2
 
 __all__ = [
@@ -253,20 +253,6 @@ _WIDE = {
 }
 
 
-def _strings(array: np.ndarray) -> list[bytes]:
-    out = []
-    for item in array.reshape(-1).tolist():
-        if isinstance(item, bytes):
-            out.append(item)
-        elif isinstance(item, str):
-            out.append(item.encode("utf-8"))
-        else:
-            raise TensorCodecError(
-                f"a BYTES tensor holds {type(item).__name__} {item!r}: pass str or bytes"
-            )
-    return out
-
-
 def _as_array(value: Any, datatype: str | None) -> tuple[np.ndarray, str]:
     if datatype is not None:
         _name, dtype, _field = _spec(datatype)
@@ -290,7 +276,7 @@ def encode_raw(value: Any, datatype: str | None = None) -> tuple[str, list[int],
     else the array's dtype decides (str, bytes and object arrays are BYTES)."""
     array, datatype = _as_array(value, datatype)
     if datatype == "BYTES":
-        return datatype, list(array.shape), pack_bytes(_strings(array))
+        return datatype, list(array.shape), pack_bytes(encode_strings(array, "BYTES"))
     dtype = _SPEC[datatype][1]
     return datatype, list(array.shape), np.ascontiguousarray(array, dtype=dtype).tobytes()
 
@@ -304,7 +290,7 @@ def encode_contents(value: Any, datatype: str | None = None) -> tuple[str, list[
     contents = Contents()
     flat = array.reshape(-1)
     if datatype == "BYTES":
-        getattr(contents, field).extend(_strings(array))
+        getattr(contents, field).extend(encode_strings(array, "BYTES"))
     else:
         getattr(contents, field).extend(flat.tolist())
     return datatype, list(array.shape), contents

@@ -61,6 +61,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from mlbridge.serving_constants import INIT_OP_SIGNATURE
+from mlbridge.serving_settings import ENV_PREFIX  # named in messages
 
 from .errors import RequestError, resource_exhausted
 
@@ -69,8 +70,6 @@ log = logging.getLogger(__name__)
 # A signature whose batchability has not been looked at yet.
 _UNCHECKED: Any = object()
 
-# The variable prefix of the server's settings (mlbridge.serving_settings), named in messages.
-ENV_PREFIX = "MLBRIDGE_SERVING_"
 
 
 @dataclass(frozen=True)
