@@ -85,29 +85,30 @@ class ModelProcesses:
         control_child.close()
         for _, child in pipes:
             child.close()
+        conns = [parent for parent, _ in pipes]
+
+        def abandon(error: Exception) -> Exception:
+            """End the process and our pipes; the load's error to raise."""
+            _end(process)
+            for conn in (control, *conns):
+                conn.close()
+            return error
+
         try:
             if not control.poll(self.load_timeout):
-                raise TimeoutError(f"loading took more than {self.load_timeout:g} s")
+                raise abandon(TimeoutError(f"loading took more than {self.load_timeout:g} s"))
             message = control.recv()
-        except (EOFError, OSError, TimeoutError) as e:
-            _end(process)
-            for conn in (control, *(parent for parent, _ in pipes)):
-                conn.close()
-            if isinstance(e, TimeoutError):
-                raise
-            raise RuntimeError(
+        except (EOFError, OSError):
+            _end(process)  # first: its exit code goes into the message
+            raise abandon(RuntimeError(
                 f"the model process ended while loading (exit code {process.exitcode})"
-            ) from None
+            )) from None
         if message[0] != "ready":
-            process.join(STOP_SECONDS)
-            _end(process)
-            for conn in (control, *(parent for parent, _ in pipes)):
-                conn.close()
-            raise RuntimeError(message[1])
+            process.join(STOP_SECONDS)  # it exits by itself once it has said why
+            raise abandon(RuntimeError(message[1]))
         signature_defs = get_model_metadata_pb2.SignatureDefMap.FromString(message[1])
         servable = RemoteServable(
-            name, version, path, signature_defs, process, control,
-            [parent for parent, _ in pipes], self._forget,
+            name, version, path, signature_defs, process, control, conns, self._forget,
         )
         with self._lock:
             self._live.add(servable)
