@@ -9,8 +9,13 @@ The model is the one bench/bench.py uses: the 8-input regression that `mlbridge 
 5,000 rows of bench.rows8. Every client and the in-process baseline run in processes of their
 own (threads in one Python process would share its GIL and measure that instead). Measured:
 
-- (a) batch 1,024, one client: median Predict latency over gRPC minus the median in-process
-  `Servable.run` latency, on the same rows (target: at most 1 ms);
+- (a) batch 1,024, one client: median Predict latency over gRPC minus the median latency of
+  the in-process call, on the same rows (target: at most 1 ms). The in-process call is
+  TensorFlow's own: ``tf.saved_model.load(path).signatures["serving_default"](**tensors)``, the
+  outputs made numpy arrays. The model process calls the same function through its flat entry
+  (servable.SignatureCall), which skips TensorFlow's Python argument binding; the same flat call
+  in-process is measured too ("in-process, flat call"), so that the report shows what gRPC and
+  the model process add on their own;
 - (b) batch 1,024, 4 concurrent clients: the server's rows/s as a % of in-process rows/s (one
   process calling `Servable.run` back to back) (target: at least 35%);
 - (c) single-row Predict, one client, back to back: p50 and p99;
@@ -126,21 +131,23 @@ def _go_when_told() -> None:
 def worker(args: argparse.Namespace) -> int:
     specs = json.loads(args.inputs)
     inputs = make_inputs(specs, args.rows, args.seed)
-    if args.protocol == "inprocess":
+    if args.protocol in ("inprocess", "inprocess-flat"):
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         from mlbridge_server.serving.servable import Servable
 
         servable = Servable(MODEL, 1, args.model)
         arrays = servable_inputs(servable, inputs)
-
-        def call() -> Any:
-            return servable.run("serving_default", arrays)
+        signature = servable.signature_call("serving_default")
+        if args.protocol == "inprocess-flat":
+            if not signature.verify(arrays):
+                raise SystemExit("the flat call does not answer as TensorFlow's call does on these rows")
+            call: Callable[[], Any] = lambda: signature(arrays)  # noqa: E731
+        else:
+            call = lambda: signature.public(arrays)  # noqa: E731  TensorFlow's own call
         close: Callable[[], None] = lambda: None  # noqa: E731
     else:
         client = CLIENT_FACTORIES[args.protocol](args.target, MODEL, specs)
-
-        def call() -> Any:
-            return client.predict(inputs)
+        call = lambda: client.predict(inputs)  # noqa: E731
         close = client.close
     for _ in range(args.warmup):
         call()
@@ -262,6 +269,8 @@ def report(r: dict) -> str:
              "| measure | in-process | server | target |", "| --- | ---: | ---: | --- |",
              f"| (a) batch 1,024, 1 client: median latency | {a['inprocess']['p50_ms']:.3f} ms | "
              f"{a['server']['p50_ms']:.3f} ms (+{a['added_ms']:.3f} ms) | added <= 1 ms |",
+             f"| (a) ... in-process, flat call (as the model process calls) | {a['inprocess_flat']['p50_ms']:.3f} ms | "
+             f"+{a['added_to_flat_ms']:.3f} ms | |",
              f"| (b) batch 1,024, 4 clients: rows/s | {b['inprocess']['rows_per_s']:,.0f} | "
              f"{b['server']['rows_per_s']:,.0f} ({b['percent']:.1f}%) | >= 35% |",
              f"| (c) 1 row, 1 client: p50 / p99 | {c['inprocess']['p50_ms']:.3f} / {c['inprocess']['p99_ms']:.3f} ms"
@@ -291,11 +300,13 @@ def bench(args: argparse.Namespace) -> dict:
         def client(mode: str, count: int, **work: Any) -> Callable[[], dict]:
             return lambda: run_workers(count, args.protocol, target=servers[mode].target, specs=specs, **work)
 
-        def inprocess(**work: Any) -> Callable[[], dict]:
-            return lambda: run_workers(1, "inprocess", model=str(model), specs=specs, **work)
+        def inprocess(flat: bool = False, **work: Any) -> Callable[[], dict]:
+            protocol = "inprocess-flat" if flat else "inprocess"
+            return lambda: run_workers(1, protocol, model=str(model), specs=specs, **work)
 
         half, half_single, half_seconds = max(1, calls // 2), max(1, single_calls // 2), seconds / 2
         a = interleaved({"inprocess": inprocess(rows=1024, calls=half),
+                         "inprocess_flat": inprocess(True, rows=1024, calls=half),
                          "server": client("on", 1, rows=1024, calls=half)})
         b = interleaved({"inprocess": inprocess(rows=1024, seconds=half_seconds),
                          "server": client("on", 4, rows=1024, seconds=half_seconds)})
@@ -308,7 +319,8 @@ def bench(args: argparse.Namespace) -> dict:
         "model": str(model) if args.model else "trained: bench8 (8-input regression)",
         "protocol": args.protocol,
         "inputs": specs,
-        "batch_1024": {**a, "added_ms": round(a["server"]["p50_ms"] - a["inprocess"]["p50_ms"], 3)},
+        "batch_1024": {**a, "added_ms": round(a["server"]["p50_ms"] - a["inprocess"]["p50_ms"], 3),
+                       "added_to_flat_ms": round(a["server"]["p50_ms"] - a["inprocess_flat"]["p50_ms"], 3)},
         "concurrent_1024": {**b, "percent": round(100 * b["server"]["rows_per_s"] / b["inprocess"]["rows_per_s"], 1)},
         "single_row": c,
         "concurrent_single_row": d,
@@ -325,7 +337,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=10.0, help="seconds of each concurrent run, each side")
     parser.add_argument("--quick", action="store_true", help="a smoke: 20 and 50 calls, half-second runs")
     one = sub.add_parser("worker", help="(internal) one client or the in-process baseline")
-    one.add_argument("--protocol", required=True, choices=[*sorted(CLIENT_FACTORIES), "inprocess"])
+    one.add_argument("--protocol", required=True,
+                     choices=[*sorted(CLIENT_FACTORIES), "inprocess", "inprocess-flat"])
     one.add_argument("--target", default="")
     one.add_argument("--model", default="")
     one.add_argument("--inputs", required=True, help="JSON {input: dtype}")

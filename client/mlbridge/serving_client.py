@@ -33,7 +33,7 @@ from mlbridge.tensors import (
     from_tensor_proto,
     numpy_dtype,
     shape_tuple,
-    to_tensor_proto,
+    write_tensor_proto,
 )
 from mlbridge.wire import (
     get_model_metadata_pb2,
@@ -261,7 +261,7 @@ class ModelServerClient:
             if isinstance(value, tensor_pb2.TensorProto):
                 request.inputs[key].CopyFrom(value)
             else:
-                request.inputs[key].CopyFrom(to_tensor_proto(value))
+                write_tensor_proto(request.inputs[key], value)
         if output_filter:
             request.output_filter.extend(output_filter)
         response = self._call("Predict", self._predict.Predict, request, timeout)

@@ -33,7 +33,9 @@ a --token-file flag, then MLBRIDGE_SERVING_TOKEN_FILE, MLBRIDGE_SERVER_TOKEN_FIL
 MLBRIDGE_SERVER_TOKEN, then the file's token_file.
 
 The batching settings (enable_batching ... max_enqueued_batches) and load_threads are named and
-defaulted as TF Serving's batching parameters; the defaults suit a 2-core machine.
+defaulted as TF Serving's batching parameters; the defaults suit a 2-core machine. The two
+TensorFlow thread settings are TF Serving's --tensorflow_intra_op_parallelism and
+--tensorflow_inter_op_parallelism, applied in each model process.
 
 No TensorFlow here: `mlbridge serve --help` works without the server package.
 """
@@ -119,6 +121,12 @@ class ServerSettings:
     max_enqueued_batches: int = _setting(
         64, "int", "batches waiting per model version before calls are refused UNAVAILABLE", minimum=1)
     load_threads: int = _setting(2, "int", "models loaded at the same time", minimum=1)
+    tensorflow_intra_op_parallelism: int = _setting(
+        0, "int", "threads one TensorFlow op of a model process may use (0: TensorFlow's choice, "
+        "the number of cores)", minimum=0)
+    tensorflow_inter_op_parallelism: int = _setting(
+        0, "int", "TensorFlow ops of one call a model process runs at the same time (0: TensorFlow's "
+        "choice)", minimum=0)
     # Not a setting of its own: resolved from token_file or $MLBRIDGE_SERVER_TOKEN (see above).
     token: str | None = field(default=None, repr=False, compare=False, metadata={"kind": None})
 

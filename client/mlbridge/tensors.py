@@ -28,6 +28,7 @@ dtype names follow numpy: "float32", "float64", "int32", "int64", "string",
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import numpy as np
@@ -40,12 +41,14 @@ __all__ = [
     "MAX_RANK",
     "TensorCodecError",
     "data_type",
+    "declared_shape",
     "decoded_nbytes",
     "dtype_name",
     "element_count",
     "from_tensor_proto",
     "numpy_dtype",
     "to_tensor_proto",
+    "write_tensor_proto",
 ]
 
 
@@ -104,6 +107,9 @@ _BY_NUMPY: dict[np.dtype, int] = {
     for dt, (name, np_dtype) in _TYPES.items()
     if np_dtype is not None and not name.startswith("q") and dt != _T.DT_STRING
 }
+
+# tensor_content is little-endian: a native array's bytes are the wire's on such a machine.
+_NATIVE_IS_WIRE = sys.byteorder == "little"
 
 # Which typed *_val field carries each DataType.
 _VAL_FIELD: dict[int, str] = {
@@ -216,6 +222,25 @@ def encode_strings(array: np.ndarray, kind: str = "string") -> list[bytes]:
     return out
 
 
+def write_tensor_proto(proto: tensor_pb2.TensorProto, array: Any, dtype: Any = None) -> None:
+    """Encode an array into ``proto`` (an empty TensorProto, typically a field
+    of a request being built) as ``to_tensor_proto`` would, without making a
+    message to copy from. A numeric numpy array that already has the wanted
+    dtype, in this machine's byte order, takes the short way: its bytes go
+    straight into tensor_content."""
+    if type(array) is np.ndarray and _NATIVE_IS_WIRE:
+        target = _BY_NUMPY.get(array.dtype)
+        if target is not None and (dtype is None or data_type(dtype) == target):
+            proto.dtype = target
+            proto.tensor_shape.SetInParent()  # present even for a scalar, as to_tensor_proto makes it
+            dims = proto.tensor_shape.dim
+            for size in array.shape:
+                dims.add().size = size
+            proto.tensor_content = array.tobytes()
+            return
+    proto.CopyFrom(to_tensor_proto(array, dtype))
+
+
 def to_tensor_proto(array: Any, dtype: Any = None) -> tensor_pb2.TensorProto:
     """Encode an array (anything ``np.asarray`` takes) as a TensorProto.
 
@@ -284,6 +309,12 @@ def _shape_of(proto: tensor_pb2.TensorProto) -> tuple[tuple[int, ...], int]:
     return shape, count
 
 
+def declared_shape(proto: tensor_pb2.TensorProto) -> tuple[tuple[int, ...], int]:
+    """The tensor's declared shape and element count, checked as
+    ``from_tensor_proto`` checks them, without decoding anything."""
+    return _shape_of(proto)
+
+
 def element_count(proto: tensor_pb2.TensorProto) -> int:
     """How many elements the tensor's declared shape holds (checked as
     ``from_tensor_proto`` checks it), without decoding anything."""
@@ -314,10 +345,14 @@ def _other_value_fields(proto: tensor_pb2.TensorProto, field: str) -> list[str]:
     )
 
 
-def from_tensor_proto(proto: tensor_pb2.TensorProto) -> np.ndarray:
+def from_tensor_proto(
+    proto: tensor_pb2.TensorProto, declared: tuple[tuple[int, ...], int] | None = None
+) -> np.ndarray:
     """Decode a TensorProto into a numpy array (strings as an object array of
-    bytes). The declared shape must match the values: see the module's doc."""
-    shape, count = _shape_of(proto)
+    bytes). The declared shape must match the values: see the module's doc.
+    ``declared``: what ``declared_shape(proto)`` returned, when the caller
+    has it already."""
+    shape, count = _shape_of(proto) if declared is None else declared
     dt = proto.dtype
     if dt not in _TYPES:
         raise TensorCodecError(f"tensors of type {dtype_name(dt)} are not supported")

@@ -50,6 +50,9 @@ def test_serving_bench_smoke(tmp_path):
     a, b = result["batch_1024"], result["concurrent_1024"]
     assert a["server"]["calls"] == a["inprocess"]["calls"] == 20 and a["server"]["rows"] == 1024
     assert a["added_ms"] == round(a["server"]["p50_ms"] - a["inprocess"]["p50_ms"], 3)
+    # The flat call in-process (as the model process makes it), measured beside TensorFlow's call.
+    assert a["inprocess_flat"]["calls"] == 20 and a["inprocess_flat"]["p50_ms"] > 0
+    assert a["added_to_flat_ms"] == round(a["server"]["p50_ms"] - a["inprocess_flat"]["p50_ms"], 3)
     assert b["server"]["clients"] == 4 and b["server"]["rows_per_s"] > 0 and b["percent"] > 0
     for mode in ("on", "off"):
         assert result["single_row"][mode]["calls"] == 50

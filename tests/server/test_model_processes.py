@@ -68,7 +68,7 @@ def pss_bytes(pids: list[int]) -> int:
 
 
 def model_pid(output: str, name: str, version: int) -> int:
-    found = re.findall(rf"model {name} version {version} loaded in \S+ \(model process (\d+)\)", output)
+    found = re.findall(rf"model {name} version {version} loaded in \S+ \(model process (\d+)[,)]", output)
     assert found, f"no load of {name}:{version} in the log:\n{output[-3000:]}"
     return int(found[-1])
 
@@ -162,7 +162,7 @@ def test_a_killed_model_process_is_loaded_again(base, tmp_path):
         pid = model_pid(server.output(), "churn", 1)
         os.kill(pid, signal.SIGKILL)
         deadline = time.monotonic() + 60
-        while re.search(rf"model churn version 1 loaded in \S+ \(model process (?!{pid}\))",
+        while re.search(rf"model churn version 1 loaded in \S+ \(model process (?!{pid}[,)])",
                         server.output()) is None:
             assert time.monotonic() < deadline, server.output()[-3000:]
             try:  # a request meanwhile fails as transient, or finds the new process
@@ -173,3 +173,22 @@ def test_a_killed_model_process_is_loaded_again(base, tmp_path):
         assert "its model process ended unexpectedly" in server.output()
         assert client.predict("churn", None, {"x": X, "y": Y})["score"].shape == (3,)
         assert alive(server.proc.pid)
+
+
+def test_model_processes_take_the_tensorflow_thread_settings_and_the_flat_call(base, tmp_path):
+    """TF Serving's --tensorflow_intra_op_parallelism and --tensorflow_inter_op_parallelism reach
+    the model process, which also calls the signature through its flat entry: the log line of the
+    load says both, and the scores are the model's (x and y in their places)."""
+    from .models import CHURN_V1
+
+    env = {"MLBRIDGE_SERVING_TENSORFLOW_INTRA_OP_PARALLELISM": "1",
+           "MLBRIDGE_SERVING_TENSORFLOW_INTER_OP_PARALLELISM": "2"}
+    with run_server(base, tmp_path, 0.2, env=env) as server, \
+            ModelServerClient(server.target, timeout=30) as client:
+        score = client.predict("churn", None, {"x": X, "y": Y})["score"]
+        line = re.search(r"model churn version 1 loaded in \S+ \((model process \d+[^)]*)\)", server.output())
+        assert line, server.output()[-3000:]
+        assert "TensorFlow threads: intra-op 1, inter-op 2" in line.group(1)
+        assert "flat call for serving_default" in line.group(1)
+    a, b, c = CHURN_V1
+    np.testing.assert_allclose(score, 1 / (1 + np.exp(-(a * X + b * Y + c))), rtol=1e-5)

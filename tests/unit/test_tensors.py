@@ -16,6 +16,7 @@ from mlbridge.tensors import (
     shape_proto,
     shape_tuple,
     to_tensor_proto,
+    write_tensor_proto,
 )
 from mlbridge.wire import tensor_pb2, types_pb2
 
@@ -266,3 +267,37 @@ def test_shapes():
     assert shape_proto((None, 3)).dim[0].size == -1
     assert shape_tuple(shape_proto(None)) is None
     assert shape_tuple(shape_proto(())) == ()
+
+
+@pytest.mark.parametrize(
+    "array, dtype",
+    [
+        (np.arange(6, dtype=np.float32).reshape(2, 3), None),  # the short way
+        (np.arange(6, dtype=np.float32).reshape(2, 3), "float32"),  # the short way, dtype named
+        (np.arange(6, dtype=np.int64)[::2], None),  # not contiguous: tobytes copies in order
+        (np.arange(6, dtype=np.float64).reshape(2, 3).T, None),  # Fortran order
+        (np.arange(4, dtype=">i4"), None),  # big-endian: converted
+        (np.arange(4, dtype=np.float64), "float32"),  # another dtype asked for: converted
+        (np.float32(2.5), None),  # numpy scalar
+        (np.array(True), None),  # 0-d bool array
+        (np.array([b"a", b"bc"], dtype=object), None),  # strings
+        ([1.5, 2.5], None),  # a list
+        (np.zeros((0, 3), dtype=np.int32), None),  # no elements
+    ],
+)
+def test_write_tensor_proto_writes_what_to_tensor_proto_makes(array, dtype):
+    """The short way into a request's field gives the very message to_tensor_proto gives, and it
+    decodes to the values given."""
+    proto = tensor_pb2.TensorProto()
+    write_tensor_proto(proto, array, dtype)
+    assert proto == to_tensor_proto(array, dtype)
+    decoded = from_tensor_proto(proto)
+    want = np.asarray(array, dtype=None if dtype is None else np.dtype(dtype))
+    if want.dtype.kind != "O":
+        np.testing.assert_array_equal(decoded, want.astype(want.dtype.newbyteorder("=")))
+    assert decoded.shape == want.shape
+
+
+def test_write_tensor_proto_refuses_what_to_tensor_proto_refuses():
+    with pytest.raises(TensorCodecError, match="holds int"):
+        write_tensor_proto(tensor_pb2.TensorProto(), np.array([b"a", 1], dtype=object))

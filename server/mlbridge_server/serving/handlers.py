@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
+import weakref
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -21,7 +24,14 @@ from mlbridge.serving_constants import (
     SIGNATURE_DEF_FIELD,
     SIGNATURE_DEF_TYPE_URL,
 )
-from mlbridge.tensors import TensorCodecError, dtype_name, from_tensor_proto, to_tensor_proto
+from mlbridge.tensors import (
+    TensorCodecError,
+    declared_shape,
+    decoded_nbytes,
+    dtype_name,
+    from_tensor_proto,
+    write_tensor_proto,
+)
 from mlbridge.wire import (
     get_model_metadata_pb2,
     meta_graph_pb2,
@@ -71,8 +81,29 @@ def _signature(servable: Any, signature_name: str) -> meta_graph_pb2.SignatureDe
     return signatures[signature_name]
 
 
-def _shape_text(shape: Any) -> str:
-    return "[" + ", ".join(str(d.size) for d in shape.dim) + "]"
+def _shape_text(dims: Any) -> str:
+    return "[" + ", ".join(str(d) for d in dims) + "]"
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """What a signature declares of one input, read once rather than from the
+    SignatureDef message at every request."""
+
+    dtype: int
+    # Each dimension's size (-1: any), or None when the rank is unknown.
+    dims: tuple[int, ...] | None
+    # The leading dimension is free (or the rank unknown): inputs' batch sizes must agree.
+    batched: bool
+
+
+def input_specs(signature: meta_graph_pb2.SignatureDef) -> dict[str, InputSpec]:
+    specs = {}
+    for key, info in signature.inputs.items():
+        shape = info.tensor_shape
+        dims = None if shape.unknown_rank else tuple(int(d.size) for d in shape.dim)
+        specs[key] = InputSpec(info.dtype, dims, dims is None or (len(dims) > 0 and dims[0] < 0))
+    return specs
 
 
 def check_names(signature: meta_graph_pb2.SignatureDef, given: set[str], where: str) -> None:
@@ -93,23 +124,29 @@ def check_names(signature: meta_graph_pb2.SignatureDef, given: set[str], where: 
 
 
 def check_shapes(
-    signature: meta_graph_pb2.SignatureDef, arrays: Mapping[str, np.ndarray], where: str
+    signature: meta_graph_pb2.SignatureDef,
+    arrays: Mapping[str, np.ndarray],
+    where: str,
+    specs: Mapping[str, InputSpec] | None = None,
 ) -> None:
     """INVALID_ARGUMENT unless every decoded input has a shape its signature
-    accepts and the inputs agree on the batch size."""
+    accepts and the inputs agree on the batch size. ``specs``: the
+    signature's input_specs, when the caller has them."""
+    if specs is None:
+        specs = input_specs(signature)
     batch: tuple[str, int] | None = None
     for key in sorted(arrays):
         array = arrays[key]
-        want = signature.inputs[key].tensor_shape
-        if not want.unknown_rank:
-            if array.ndim != len(want.dim) or any(
-                d.size >= 0 and d.size != got for d, got in zip(want.dim, array.shape)
+        spec = specs[key]
+        if spec.dims is not None:
+            if array.ndim != len(spec.dims) or any(
+                want >= 0 and want != got for want, got in zip(spec.dims, array.shape)
             ):
                 raise invalid(
-                    f'input "{key}" must have shape {_shape_text(want)} (-1: any size), '
+                    f'input "{key}" must have shape {_shape_text(spec.dims)} (-1: any size), '
                     f"got {list(array.shape)} ({where})"
                 )
-        if array.ndim >= 1 and (want.unknown_rank or (want.dim and want.dim[0].size < 0)):
+        if array.ndim >= 1 and spec.batched:
             if batch is None:
                 batch = (key, array.shape[0])
             elif array.shape[0] != batch[1]:
@@ -124,28 +161,44 @@ def check_inputs(
     inputs: Mapping[str, tensor_pb2.TensorProto],
     where: str,
     limits: RequestLimits | None = None,
+    specs: Mapping[str, InputSpec] | None = None,
 ) -> dict[str, np.ndarray]:
     """Decode the request's inputs after checking them against the signature:
     the same names, each with the signature's dtype and a compatible shape,
     and one batch size for all; together within ``limits`` (checked before
-    anything is decoded). Raises INVALID_ARGUMENT naming the problem."""
-    check_names(signature, set(inputs), where)
-    for key in sorted(inputs):
-        info = signature.inputs[key]
-        if inputs[key].dtype != info.dtype:
+    anything is decoded). Raises INVALID_ARGUMENT naming the problem.
+    ``specs``: the signature's input_specs, when the caller has them."""
+    if specs is None:
+        specs = input_specs(signature)
+    keys = sorted(inputs)
+    if len(keys) != len(specs) or any(key not in specs for key in keys):
+        check_names(signature, set(keys), where)
+    protos = [inputs[key] for key in keys]
+    for key, proto in zip(keys, protos):
+        if proto.dtype != specs[key].dtype:
             raise invalid(
-                f'input "{key}" must be {dtype_name(info.dtype)}, '
-                f"got {dtype_name(inputs[key].dtype)} ({where})"
+                f'input "{key}" must be {dtype_name(specs[key].dtype)}, '
+                f"got {dtype_name(proto.dtype)} ({where})"
             )
-    (limits or RequestLimits()).check(inputs)
-
-    arrays: dict[str, np.ndarray] = {}
-    for key in sorted(inputs):
+    # Each shape is read once: measured here, held to the caps, then used to decode.
+    measured = []
+    for key, proto in zip(keys, protos):
         try:
-            arrays[key] = from_tensor_proto(inputs[key])
+            shape, count = declared_shape(proto)
+            measured.append((key, shape, count, decoded_nbytes(proto, count)))
         except TensorCodecError as e:
             raise invalid(f'input "{key}": {e}') from None
-    check_shapes(signature, arrays, where)
+    (limits or RequestLimits()).check_sizes(
+        (key, list(shape), count, size) for key, shape, count, size in measured
+    )
+
+    arrays: dict[str, np.ndarray] = {}
+    for (key, shape, count, _), proto in zip(measured, protos):
+        try:
+            arrays[key] = from_tensor_proto(proto, (shape, count))
+        except TensorCodecError as e:
+            raise invalid(f'input "{key}": {e}') from None
+    check_shapes(signature, arrays, where, specs)
     return arrays
 
 
@@ -184,6 +237,22 @@ class Handlers:
         # batching fields). ``recorder`` gets batch sizes and queue delays
         # when it has observe_batch and observe_queue_delay.
         self.batcher = Batcher(BatchingSettings() if batching is None else batching, recorder)
+        # Each loaded version's signatures as InputSpecs, read once; gone with the version.
+        self._specs: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+        self._specs_lock = threading.Lock()
+
+    def input_specs(self, servable: Any, signature_name: str) -> dict[str, InputSpec]:
+        """The input_specs of a signature of a loaded version, read once per version."""
+        try:
+            return self._specs[servable][signature_name]
+        except KeyError:
+            pass
+        except TypeError:  # a servable that cannot be weakly referenced or hashed: not kept
+            return input_specs(servable.signature_defs.signature_def[signature_name])
+        specs = input_specs(servable.signature_defs.signature_def[signature_name])
+        with self._specs_lock:
+            self._specs.setdefault(servable, {})[signature_name] = specs
+        return specs
 
     def predict(self, request: predict_pb2.PredictRequest) -> predict_pb2.PredictResponse:
         spec = request.model_spec
@@ -192,7 +261,9 @@ class Handlers:
         signature_name = spec.signature_name or DEFAULT_SIGNATURE
         signature = _signature(servable, signature_name)
         where = _describe(servable, signature_name)
-        arrays = check_inputs(signature, request.inputs, where, self.limits)
+        arrays = check_inputs(
+            signature, request.inputs, where, self.limits, self.input_specs(servable, signature_name)
+        )
 
         wanted = list(request.output_filter)
         unknown = [k for k in wanted if k not in signature.outputs]
@@ -213,7 +284,7 @@ class Handlers:
             value = results[key]
             info = signature.outputs.get(key)
             dtype = info.dtype if info is not None and info.dtype else None
-            response.outputs[key].CopyFrom(to_tensor_proto(value, dtype))
+            write_tensor_proto(response.outputs[key], value, dtype)
         return response
 
     def run(

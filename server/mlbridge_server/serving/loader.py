@@ -13,8 +13,9 @@ memory goes with it. Versions load in parallel, and a model that crashes its
 process (a bad custom op, the OOM killer) takes only its own version down: the
 next scan notices and loads it again.
 
-What it costs: each call crosses a pipe (the inputs and outputs are pickled;
-about 0.1-0.3 ms for a 1,024-row batch of 8 features here), and each loaded
+What it costs: each call crosses a socket pair each way (model_channel.py:
+one write a message, the arrays' bytes out of band; about 0.1-0.3 ms for a
+1,024-row batch of 8 features here, most of it the two wake-ups), and each loaded
 version has a process (its private memory is the model's; the TensorFlow
 library pages are shared with the loader process).
 """
@@ -31,6 +32,7 @@ from typing import Any
 from mlbridge.wire import get_model_metadata_pb2
 
 from .errors import unavailable
+from .model_channel import Channel
 
 log = logging.getLogger(__name__)
 
@@ -54,9 +56,16 @@ class ModelProcesses:
     """Starts model processes. ``start()`` starts the loader process, which
     imports TensorFlow (seconds); each ``load()`` then forks a process."""
 
-    def __init__(self, load_timeout: float = 600.0, request_threads: int = REQUEST_THREADS):
+    def __init__(
+        self,
+        load_timeout: float = 600.0,
+        request_threads: int = REQUEST_THREADS,
+        tensorflow_threads: tuple[int, int] = (0, 0),
+    ):
         self.load_timeout = load_timeout
         self.request_threads = request_threads
+        # (intra-op, inter-op) threads of each model process's TensorFlow; 0: TensorFlow's choice.
+        self.tensorflow_threads = tensorflow_threads
         self._ctx = multiprocessing.get_context("forkserver")
         self._ctx.set_forkserver_preload([PRELOAD])
         self._lock = threading.Lock()
@@ -76,7 +85,8 @@ class ModelProcesses:
         pipes = [self._ctx.Pipe() for _ in range(self.request_threads)]
         process = self._ctx.Process(
             target=model_entry.serve,
-            args=(name, version, path, control_child, [child for _, child in pipes]),
+            args=(name, version, path, control_child, [child for _, child in pipes],
+                  self.tensorflow_threads),
             name=f"mlbridge-model {name}:{version}",
             daemon=True,
         )
@@ -110,6 +120,7 @@ class ModelProcesses:
         servable = RemoteServable(
             name, version, path, signature_defs, process, control, conns, self._forget,
         )
+        servable.facts = message[3]
         with self._lock:
             self._live.add(servable)
         return servable
@@ -162,9 +173,11 @@ class RemoteServable:
         self.signature_defs = signature_defs
         self._process = process
         self._control = control
+        # Calls take a free request connection, as a Channel on its descriptor
+        # (the Connection keeps owning it, and closes it).
         self._free: queue.SimpleQueue = queue.SimpleQueue()
         for conn in conns:
-            self._free.put(conn)
+            self._free.put(Channel(conn.fileno()))
         self._conns = conns
         self._on_stopped = on_stopped
         self._lock = threading.Lock()
@@ -172,6 +185,20 @@ class RemoteServable:
         self._closing = False
         self._linger_over = False
         self._stopped = False
+        # How the process runs the version (model_process._facts), for the log.
+        self.facts: dict[str, Any] = {}
+
+    def describe(self) -> str:
+        """The model process, for the line that says the version loaded."""
+        facts = self.facts
+        text = f"model process {self.pid}"
+        if "intra_op_threads" in facts:
+            # 0: TensorFlow's choice
+            text += (f", TensorFlow threads: intra-op {facts['intra_op_threads'] or 'auto'}, "
+                     f"inter-op {facts['inter_op_threads'] or 'auto'}")
+        if facts.get("flat_calls"):
+            text += ", flat call for " + ", ".join(facts["flat_calls"])
+        return text
 
     def __repr__(self) -> str:
         return f"RemoteServable({self.name!r}, {self.version}, pid={self.pid})"
@@ -189,10 +216,10 @@ class RemoteServable:
         with self._lock:
             self._running += 1
         try:
-            conn = self._free.get()
+            channel = self._free.get()
             try:
-                conn.send((signature_name, arrays))
-                status, payload = conn.recv()
+                channel.send((signature_name, arrays))
+                status, payload = channel.recv()
             except (EOFError, OSError) as e:
                 self._process.join(0.5)
                 raise unavailable(
@@ -201,7 +228,7 @@ class RemoteServable:
                     "at the next scan"
                 ) from e
             finally:
-                self._free.put(conn)
+                self._free.put(channel)
         finally:
             with self._lock:
                 self._running -= 1

@@ -82,7 +82,9 @@ class ModelServer:
         self.token = settings.token
         self.port: int | None = None
         # Each loaded version runs in a model process of its own (loader.py).
-        self.processes = ModelProcesses()
+        self.processes = ModelProcesses(tensorflow_threads=(
+            settings.tensorflow_intra_op_parallelism, settings.tensorflow_inter_op_parallelism,
+        ))
         self.registry = ModelRegistry(
             self.model_base, keep_older=settings.keep_older, models=models,
             loader=self.processes.load, load_threads=settings.load_threads,

@@ -7,7 +7,14 @@ from __future__ import annotations
 from typing import Any
 
 
-def serve(name: str, version: int, path: str, control: Any, requests: list[Any]) -> None:
+def serve(
+    name: str,
+    version: int,
+    path: str,
+    control: Any,
+    requests: list[Any],
+    tensorflow_threads: tuple[int, int] = (0, 0),
+) -> None:
     from .model_process import serve as serve_model
 
-    serve_model(name, version, path, control, requests)
+    serve_model(name, version, path, control, requests, tensorflow_threads)

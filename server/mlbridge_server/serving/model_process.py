@@ -12,13 +12,16 @@ This module is the loader process's preload: importing it imports TensorFlow.
 ``serve`` is what runs in a model process. Protocol, over multiprocessing
 Connections the front created (pickled messages):
 
-- control: the process sends ("ready", signature_defs_bytes, seconds) once the
-  version is loaded and warmed up, or ("failed", message) and exits. It then
+- control: the process sends ("ready", signature_defs_bytes, seconds, facts)
+  once the version is loaded and warmed up (facts: a dict of how it runs, for
+  the log: its TensorFlow thread settings and which signatures take the flat
+  call), or ("failed", message) and exits. It then
   waits for "stop" (or the end of the connection, when the front is gone) and
   exits without TensorFlow's teardown.
 - each request connection: (signature_name, {input: ndarray}) in, ("ok",
-  {output: ndarray}) or ("error", message) out, one at a time. A process has
-  several, one thread each, so requests run concurrently.
+  {output: ndarray}) or ("error", message) out, one at a time, framed by
+  model_channel.Channel (one write a message, the arrays out of band). A
+  process has several, one thread each, so requests run concurrently.
 """
 
 from __future__ import annotations
@@ -38,34 +41,63 @@ import numpy as np  # noqa: E402
 
 log = logging.getLogger(__name__)
 
-# Types a warm-up row can be made of without knowing the model: zeros, False, "".
-_WARM_KINDS = "biufO"
+# Types a sample row can be made of without knowing the model: numbers, bools, strings.
+_SAMPLE_KINDS = "biufO"
+
+
+def _sample_inputs(signature: Any, rows: int, distinct: bool) -> dict[str, np.ndarray] | None:
+    """Inputs for ``signature`` with ``rows`` rows where a leading dimension
+    is free: zeros, False and "" or, when ``distinct``, values that differ
+    from one input and one row to the next. None when an input's type is
+    one no value can be made of."""
+    from mlbridge.tensors import numpy_dtype
+
+    inputs = {}
+    for i, key in enumerate(sorted(signature.inputs)):
+        info = signature.inputs[key]
+        try:
+            dtype = np.dtype(numpy_dtype(info.dtype))
+        except Exception:  # noqa: BLE001 - a dtype we cannot build a row of
+            return None
+        if dtype.kind not in _SAMPLE_KINDS:
+            return None
+        shape = info.tensor_shape
+        if shape.unknown_rank:
+            dims = [rows]
+        else:
+            dims = [d.size if d.size >= 0 else (rows if j == 0 else 1) for j, d in enumerate(shape.dim)]
+        count = int(np.prod(dims, dtype=np.int64))
+        if not distinct:
+            values = np.full(count, b"", dtype=object) if dtype.kind == "O" else np.zeros(count, dtype)
+        elif dtype.kind == "O":
+            values = np.array([f"{key} {n}".encode() for n in range(count)], dtype=object)
+        elif dtype.kind == "b":
+            values = (np.arange(count) + i) % 2 == 0
+        else:
+            values = (np.arange(count) % 7 + 2 * i + 1).astype(dtype)
+        inputs[key] = values.reshape(dims)
+    return inputs
 
 
 def _warm_up(servable: Any) -> None:
     """Run the default signature once on one row of zeros, so the first real
-    request does not pay for tracing and allocation. A model that refuses
-    zeros is not broken for it: its failure is logged, not raised."""
-    from mlbridge.tensors import numpy_dtype
-
-    signature = servable.signature_defs.signature_def.get("serving_default")
-    if signature is None:
-        return
-    inputs = {}
-    for key, info in signature.inputs.items():
+    request does not pay for tracing and allocation; then let each signature
+    take its flat call where it answers sample rows as TensorFlow's own call
+    does (servable.SignatureCall). A model that refuses zeros is not broken
+    for it: its failure is logged, not raised."""
+    signatures = servable.signature_defs.signature_def
+    signature = signatures.get("serving_default")
+    inputs = None if signature is None else _sample_inputs(signature, 1, distinct=False)
+    if inputs is not None:
         try:
-            dtype = np.dtype(numpy_dtype(info.dtype))
-        except Exception:  # noqa: BLE001 - a dtype we cannot build a row of
-            return
-        if dtype.kind not in _WARM_KINDS:
-            return
-        shape = info.tensor_shape
-        dims = [1] if shape.unknown_rank else [1 if d.size < 0 else d.size for d in shape.dim]
-        inputs[key] = np.full(dims, b"", dtype=object) if dtype.kind == "O" else np.zeros(dims, dtype)
-    try:
-        servable.run("serving_default", inputs)
-    except Exception as e:  # noqa: BLE001
-        log.debug("warm-up of %s version %s failed: %s", servable.name, servable.version, e)
+            servable.run("serving_default", inputs)
+        except Exception as e:  # noqa: BLE001
+            log.debug("warm-up of %s version %s failed: %s", servable.name, servable.version, e)
+
+    def sample(name: str) -> dict[str, np.ndarray] | None:
+        return _sample_inputs(signatures[name], 2, distinct=True) if name in signatures else None
+
+    servable.verify_fast_calls(sample)
 
 
 def _name_process(title: str) -> None:
@@ -80,9 +112,12 @@ def _name_process(title: str) -> None:
 
 
 def _serve_requests(servable: Any, conn: Any) -> None:
+    from .model_channel import Channel
+
+    channel = Channel(conn.fileno())
     while True:
         try:
-            signature_name, arrays = conn.recv()
+            signature_name, arrays = channel.recv()
         except (EOFError, OSError):
             return
         try:
@@ -90,13 +125,44 @@ def _serve_requests(servable: Any, conn: Any) -> None:
         except Exception as e:  # noqa: BLE001 - the front turns it into the request's error
             reply = ("error", str(getattr(e, "message", None) or e) or type(e).__name__)
         try:
-            conn.send(reply)
+            channel.send(reply)
         except (EOFError, OSError):
             return
 
 
-def serve(name: str, version: int, path: str, control: Any, requests: list[Any]) -> None:
-    """Load ``path`` and answer requests until the front says stop or goes away."""
+def _set_threads(intra_op: int, inter_op: int) -> None:
+    """TensorFlow's thread pools for this process (0: TensorFlow's choice). Set
+    before anything runs: the loader process imported TensorFlow but never
+    ran an op, so each forked process still chooses its own."""
+    import tensorflow as tf
+
+    if intra_op:
+        tf.config.threading.set_intra_op_parallelism_threads(intra_op)
+    if inter_op:
+        tf.config.threading.set_inter_op_parallelism_threads(inter_op)
+
+
+def _facts(servable: Any) -> dict[str, Any]:
+    """How this process runs its version, for the front's log line."""
+    import tensorflow as tf
+
+    return {
+        "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
+        "inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads(),
+        "flat_calls": servable.flat_calls(),
+    }
+
+
+def serve(
+    name: str,
+    version: int,
+    path: str,
+    control: Any,
+    requests: list[Any],
+    tensorflow_threads: tuple[int, int] = (0, 0),
+) -> None:
+    """Load ``path`` and answer requests until the front says stop or goes away.
+    ``tensorflow_threads``: (intra-op, inter-op) threads, 0 for TensorFlow's choice."""
     # The front decides when this process ends: a Ctrl-C or a SIGTERM sent to
     # the whole process group must not cut requests short.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -104,6 +170,7 @@ def serve(name: str, version: int, path: str, control: Any, requests: list[Any])
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     started = time.monotonic()
     try:
+        _set_threads(*tensorflow_threads)
         from .servable import Servable
 
         servable = Servable(name, version, path)
@@ -119,7 +186,8 @@ def serve(name: str, version: int, path: str, control: Any, requests: list[Any])
             target=_serve_requests, args=(servable, conn), name="model-request", daemon=True
         ).start()
     control.send(
-        ("ready", servable.signature_defs.SerializeToString(), time.monotonic() - started)
+        ("ready", servable.signature_defs.SerializeToString(), time.monotonic() - started,
+         _facts(servable))
     )
     while True:
         try:

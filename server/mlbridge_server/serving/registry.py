@@ -426,13 +426,13 @@ class ModelRegistry:
                     model.loading.discard(vdir.version)
                     model.failed[vdir.version] = (files, error)
                 raise LoadError(error) from e
-            pid = getattr(servable, "pid", None)
+            describe = getattr(servable, "describe", None)
             log.info(
                 "model %s version %d loaded in %.2fs%s",
                 name,
                 vdir.version,
                 time.monotonic() - started,
-                f" (model process {pid})" if pid is not None else "",
+                f" ({describe()})" if callable(describe) else "",
             )
             with self._lock:
                 model.loading.discard(vdir.version)
