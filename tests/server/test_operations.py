@@ -267,6 +267,9 @@ def test_json_logs_one_object_a_line_with_model_and_version(server, client):
     failed = [r for r in records if "failed:" in r["message"] and r.get("model") == "text"]
     assert failed and failed[0]["version"] == "1", records[-10:]
     assert any(r.get("model") == "churn" and r["logger"].endswith("health") for r in records)
+    # The model processes log as the front does: JSON, at its level, naming their model and version.
+    loaded = [r for r in records if r["logger"].endswith("model_process") and r["message"].startswith("loaded")]
+    assert {(r["model"], r["version"], r["level"]) for r in loaded} >= {("churn", 1, "DEBUG"), ("text", 1, "DEBUG")}
 
 
 # -- graceful shutdown ------------------------------------------------------------------------

@@ -66,6 +66,9 @@ class ModelProcesses:
         self.request_threads = request_threads
         # (intra-op, inter-op) threads of each model process's TensorFlow; 0: TensorFlow's choice.
         self.tensorflow_threads = tensorflow_threads
+        # (format, level) of the model processes' logs: the front's, set once it has set up its
+        # own (ModelServer.start); None leaves a model process's logging as Python starts it.
+        self.log_setup: tuple[str, str] | None = None
         self._ctx = multiprocessing.get_context("forkserver")
         self._ctx.set_forkserver_preload([PRELOAD])
         self._lock = threading.Lock()
@@ -86,7 +89,7 @@ class ModelProcesses:
         process = self._ctx.Process(
             target=model_entry.serve,
             args=(name, version, path, control_child, [child for _, child in pipes],
-                  self.tensorflow_threads),
+                  self.tensorflow_threads, self.log_setup),
             name=f"mlbridge-model {name}:{version}",
             daemon=True,
         )

@@ -104,7 +104,10 @@ class ModelServer:
         """Bind, load the models, and report SERVING; returns the bound port
         (useful with port 0)."""
         # The loader process imports TensorFlow (seconds) now, not at the first
-        # load; this process never does.
+        # load; this process never does. Model processes log as this one does.
+        self.processes.log_setup = (
+            self.settings.log_format, logging.getLevelName(logging.getLogger().getEffectiveLevel()),
+        )
         self.processes.start()
 
         settings = self.settings

@@ -14,7 +14,8 @@ def serve(
     control: Any,
     requests: list[Any],
     tensorflow_threads: tuple[int, int] = (0, 0),
+    log_setup: tuple[str, str] | None = None,
 ) -> None:
     from .model_process import serve as serve_model
 
-    serve_model(name, version, path, control, requests, tensorflow_threads)
+    serve_model(name, version, path, control, requests, tensorflow_threads, log_setup)

@@ -153,6 +153,36 @@ def _facts(servable: Any) -> dict[str, Any]:
     }
 
 
+class _VersionFilter(logging.Filter):
+    """Names the model and version on every record of this process (JSON lines carry them)."""
+
+    def __init__(self, name: str, version: int):
+        super().__init__()
+        self.model, self.version = name, version
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not hasattr(record, "model"):
+            record.model = self.model
+        if not hasattr(record, "version"):
+            record.version = self.version
+        return True
+
+
+def _configure_logging(log_setup: tuple[str, str] | None, name: str, version: int) -> None:
+    """Log as the front does (text or JSON lines on stderr, its level), each record naming this
+    process's model and version."""
+    if log_setup is None:
+        return
+    from mlbridge import log_format
+
+    fmt, level = log_setup
+    handler = log_format.configure(fmt, level)
+    handler.addFilter(_VersionFilter(name, version))
+    if logging.getLevelName(level.upper()) != logging.DEBUG:
+        for chatty in ("absl", "tensorflow"):
+            logging.getLogger(chatty).setLevel(logging.ERROR)
+
+
 def serve(
     name: str,
     version: int,
@@ -160,15 +190,18 @@ def serve(
     control: Any,
     requests: list[Any],
     tensorflow_threads: tuple[int, int] = (0, 0),
+    log_setup: tuple[str, str] | None = None,
 ) -> None:
     """Load ``path`` and answer requests until the front says stop or goes away.
-    ``tensorflow_threads``: (intra-op, inter-op) threads, 0 for TensorFlow's choice."""
+    ``tensorflow_threads``: (intra-op, inter-op) threads, 0 for TensorFlow's choice;
+    ``log_setup``: (format, level) of the front's log."""
     # The front decides when this process ends: a Ctrl-C or a SIGTERM sent to
     # the whole process group must not cut requests short.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _name_process(f"mlb {name}:{version}")
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     started = time.monotonic()
+    _configure_logging(log_setup, name, version)
     try:
         _set_threads(*tensorflow_threads)
         from .servable import Servable
@@ -185,6 +218,7 @@ def serve(
         threading.Thread(
             target=_serve_requests, args=(servable, conn), name="model-request", daemon=True
         ).start()
+    log.debug("loaded and warmed up in %.2fs, pid %d", time.monotonic() - started, os.getpid())
     control.send(
         ("ready", servable.signature_defs.SerializeToString(), time.monotonic() - started,
          _facts(servable))
