@@ -7,15 +7,8 @@ from __future__ import annotations
 from typing import Any
 
 
-def serve(
-    name: str,
-    version: int,
-    path: str,
-    control: Any,
-    requests: list[Any],
-    tensorflow_threads: tuple[int, int] = (0, 0),
-    log_setup: tuple[str, str] | None = None,
-) -> None:
+def serve(*args: Any) -> None:
+    """model_process.serve(name, version, path, control, requests, tensorflow_threads, log_setup)."""
     from .model_process import serve as serve_model
 
-    serve_model(name, version, path, control, requests, tensorflow_threads, log_setup)
+    serve_model(*args)
