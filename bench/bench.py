@@ -48,6 +48,7 @@ from tests.procs import free_port, start_bridge, start_model_server  # noqa: E40
 
 FEATURES = [f"f{i}" for i in range(1, 9)]
 SELECT = f"SELECT id, {', '.join(FEATURES)} FROM bench.rows8"
+QUICK_EPOCHS = 3  # --quick: the model trains for at most this many epochs per network
 
 
 def load_rows(dsn: Dsn, rows: int) -> None:
@@ -72,11 +73,13 @@ def load_rows(dsn: Dsn, rows: int) -> None:
     conn.close()
 
 
-def train(dsn: Dsn, model_base: Path) -> Path:
+def train(dsn: Dsn, model_base: Path, epochs: int | None = None) -> Path:
+    """`mlbridge train` of bench8 on the first 5,000 rows; `epochs`: at most that many per network
+    (the smokes' few, which make a model as fast to call as the full one, in seconds)."""
     done = subprocess.run([sys.executable, "-m", "mlbridge", "train", "--dsn", str(dsn), "--model-base", str(model_base),
                            "--quiet", "--query", "SELECT * FROM bench.rows8 WHERE id <= 5000", "--label", "y",
-                           "--model", "bench8"], capture_output=True, text=True, cwd=REPO,
-                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+                           "--model", "bench8", *(["--epochs", str(epochs)] if epochs else [])],
+                          capture_output=True, text=True, cwd=REPO, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
     if done.returncode != 0:
         raise SystemExit(done.stderr)
     return max((model_base / "bench8").iterdir(), key=lambda p: int(p.name))
@@ -278,7 +281,8 @@ def main() -> int:
     parser.add_argument("--idle-seconds", type=float, default=30)
     parser.add_argument("--timeout", type=float, default=1800)
     parser.add_argument("--no-peers", action="store_true", help="skip the direct program and the tutorial pipeline")
-    parser.add_argument("--quick", action="store_true", help="a smoke: few calls, short idle, no tutorial")
+    parser.add_argument("--quick", action="store_true",
+                        help=f"a smoke: few calls, short idle, no tutorial, at most {QUICK_EPOCHS} epochs of training")
     parser.add_argument("--scores-only", action="store_true",
                         help="predict_scores and the bridge's peak RSS only (for runs at 10M rows)")
     args = parser.parse_args()
@@ -288,7 +292,7 @@ def main() -> int:
     with contextlib.ExitStack() as stack:
         tmp, server, dsn = private_database(stack)
         load_rows(dsn, args.rows)
-        model = train(dsn, tmp / "models")
+        model = train(dsn, tmp / "models", QUICK_EPOCHS if args.quick else None)
         if not args.no_peers:
             result["direct"] = peer("direct", dsn, model)
             if not args.quick:

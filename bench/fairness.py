@@ -1,7 +1,7 @@
 """`make bench-fairness`: one account's huge request beside another account's small call.
 
     python bench/fairness.py --rows 1000000      private database, own model server and bridge
-    python bench/fairness.py --rows 20000 --quick  the smoke that `make test` runs
+    python bench/fairness.py --rows 5000 --quick   the smoke that `make test` runs
 
 Account `heavy` queues --rows rows with predict_scores (async); right after, account `light`
 scores 50 rows with a waiting predict_scores. Measures light's call alone (median of 3), light's
@@ -29,7 +29,7 @@ sys.path.insert(0, str(REPO / "bench"))
 import mysql.connector  # noqa: E402
 from private import private_database  # noqa: E402 - bench/private.py
 
-from bench import SELECT, call, load_rows, train, wait_status  # noqa: E402 - bench/bench.py
+from bench import QUICK_EPOCHS, SELECT, call, load_rows, train, wait_status  # noqa: E402 - bench/bench.py
 from tests.accounts import create_account  # noqa: E402
 from tests.procs import start_bridge, start_model_server  # noqa: E402
 
@@ -55,7 +55,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--concurrent", type=int, default=30)
-    parser.add_argument("--quick", action="store_true", help="a smoke: fewer concurrent calls")
+    parser.add_argument("--quick", action="store_true",
+                        help="a smoke: fewer concurrent calls, a model trained for few epochs")
     args = parser.parse_args()
     if args.quick:
         args.concurrent = 4
@@ -63,7 +64,7 @@ def main() -> int:
     with contextlib.ExitStack() as stack:
         tmp, _server, dsn = private_database(stack)
         load_rows(dsn, args.rows)
-        train(dsn, tmp / "models")
+        train(dsn, tmp / "models", QUICK_EPOCHS if args.quick else None)
         model_server = stack.enter_context(start_model_server(tmp / "models", tmp))
         stack.enter_context(start_bridge(dsn, model_server.target, tmp))
         for user in ("heavy", "light"):

@@ -3,6 +3,8 @@
     python bench/quality.py                          all six sets, 5x2 folds, 1,000,000 synthetic rows
     python bench/quality.py --quick                  a smoke: 1x2 folds, 20,000 synthetic rows
     python bench/quality.py --sets wine,wage --model-type gbt
+    python bench/quality.py --sets penguins,synthetic --repeats 1 --synthetic-rows 2000 --epochs 3
+                                                     the smoke that `make test` runs
 
 The sets (bench/quality_data.py) are ones Python packages ship, plus one generated with a fixed
 seed; nothing is downloaded. Each is loaded into its own table `quality.<name>` on a private
@@ -123,14 +125,16 @@ def fold_query(ds: data.DataSet, r: int, h: int) -> str:
 
 # -- the mlbridge side -----------------------------------------------------------------------------
 
-def mlbridge_fold(api, dsn: Dsn, model_base: Path, ds: data.DataSet, r: int, h: int, model_type: str) -> dict:
-    """Train on half h of repetition r, evaluate on the other half, through the trainer's API.
+def mlbridge_fold(api, dsn: Dsn, model_base: Path, ds: data.DataSet, r: int, h: int, model_type: str,
+                  epochs: int | None = None) -> dict:
+    """Train on half h of repetition r, evaluate on the other half, through the trainer's API;
+    `epochs`: at most that many per network (None: the trainer's own choice).
     A failure is recorded (not raised), so one set cannot end a long run."""
     name = f"quality_{ds.name}" if model_type == "auto" else f"quality_{ds.name}_{model_type}"
     try:
         started = time.perf_counter()
         result = api.train(dsn, fold_query(ds, r, h), ds.label, name, model_base, key="id", model_type=model_type,
-                           test_fraction=0.0, seed=r, progress=False)
+                           epochs=epochs, test_fraction=0.0, seed=r, progress=False)
         fit_s = time.perf_counter() - started
         metrics = api.evaluate(dsn, fold_query(ds, r, 1 - h), ds.label, f"{name}:{result.version}", model_base)
     except Exception as exc:  # noqa: BLE001 - recorded with the fold, reported as FAILED
@@ -166,14 +170,14 @@ class FakeTrainer:
 
         return [c for c in frame.columns if c not in (key, label) and is_number(frame[c])]
 
-    def train(self, dsn, query, label, model, model_base, key="id", model_type="auto", test_fraction=0.0, seed=0,
-              progress=False):
+    def train(self, dsn, query, label, model, model_base, key="id", model_type="auto", epochs=None,
+              test_fraction=0.0, seed=0, progress=False):
         from sklearn.impute import SimpleImputer
         from sklearn.linear_model import LogisticRegression, Ridge
         from sklearn.pipeline import make_pipeline
         from sklearn.preprocessing import StandardScaler
 
-        del model_base, model_type, test_fraction, seed, progress
+        del model_base, model_type, epochs, test_fraction, seed, progress
         frame = self._read(dsn, query)
         columns = self._numeric(frame, key, label)
         y = frame[label]
@@ -271,7 +275,7 @@ def run_set(ds: data.DataSet, frame: pd.DataFrame, api, dsn: Dsn, model_base: Pa
             test = frame[frame[data.fold_name(r)] == 1 - h]
             started = time.perf_counter()
             fold = {"set": ds.name, "r": r, "h": h, "rows_train": len(train), "rows_test": len(test),
-                    "mlbridge": mlbridge_fold(api, dsn, model_base, ds, r, h, args.model_type),
+                    "mlbridge": mlbridge_fold(api, dsn, model_base, ds, r, h, args.model_type, args.epochs),
                     **baseline_fold(ds, train, test, r)}
             folds.append(fold)
             log(f"{ds.name} r={r} h={h} {time.perf_counter() - started:.1f} s: {_fold_line(fold)}")
@@ -323,6 +327,7 @@ def _pm(pair: dict[str, float]) -> str:
 
 def report(summaries: list[dict], args) -> str:
     lines = [f"paired {args.repeats}x2-fold cross-validation, mlbridge model type {args.model_type}"
+             + (f", at most {args.epochs} epochs per network" if args.epochs else "")
              + (" (FAKE: harness self-test, not mlbridge)" if args.fake_mlbridge else ""), "",
              "| set | rows | task | metric | mlbridge | picked | HGB | linear | best | gap | paired diff | s/fit "
              "| verdict |",
@@ -362,7 +367,7 @@ def write_json(path: Path, args, folds: list[dict], summaries: list[dict]) -> No
 
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"protocol": f"{args.repeats}x2-fold cross-validation", "model_type": args.model_type,
-               "fake_mlbridge": args.fake_mlbridge, "synthetic_rows": args.synthetic_rows,
+               "fake_mlbridge": args.fake_mlbridge, "synthetic_rows": args.synthetic_rows, "epochs": args.epochs,
                "sklearn": sklearn.__version__, "tolerance_points": TOLERANCE,
                "summaries": summaries, "folds": folds}
     path.write_text(json.dumps(_plain(payload), indent=1) + "\n")
@@ -384,6 +389,8 @@ def parse_args(argv: list[str] | None = None):
                         help=f"rows of the synthetic set (default {data.SYNTHETIC_ROWS:,}; {QUICK_ROWS:,} with --quick)")
     parser.add_argument("--repeats", type=int, default=5, help="repetitions of the 2-fold split (default 5)")
     parser.add_argument("--model-type", default="auto", choices=MODEL_TYPES, help="what mlbridge trains (default auto)")
+    parser.add_argument("--epochs", type=int, default=None,
+                        help="at most this many epochs per network fit (default: the trainer's own; for smokes)")
     parser.add_argument("--quick", action="store_true", help=f"a smoke: {QUICK_ROWS:,} synthetic rows, --repeats 1")
     parser.add_argument("--keep-db", action="store_true", help="keep the database (and models) under .run/quality, running")
     parser.add_argument("--json", type=Path, default=RUN_DIR / "quality.json", help="where the fold results go")
@@ -399,6 +406,8 @@ def parse_args(argv: list[str] | None = None):
         parser.error(f"unknown set(s) {', '.join(unknown)}: there are {', '.join(data.LOADERS)}")
     if not 1 <= args.repeats <= 50:
         parser.error("--repeats must be 1 to 50")
+    if args.epochs is not None and args.epochs < 1:
+        parser.error("--epochs must be at least 1")
     return args
 
 

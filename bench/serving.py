@@ -3,7 +3,8 @@ in-process call of the same SavedModel.
 
     python bench/serving.py                     trains the bridge benchmark's model on a private database
     python bench/serving.py --model DIR         a SavedModel already made (its inputs are read from the server)
-    python bench/serving.py --quick             the smoke that `make test` runs
+    python bench/serving.py --quick             a smoke: few calls, short runs, each measure once
+    python bench/serving.py --quick --clients 2 --single-clients 4   the smoke that `make test` runs
 
 The model is the one bench/bench.py uses: the 8-input regression that `mlbridge train` makes from
 5,000 rows of bench.rows8. Every client and the in-process baseline run in processes of their
@@ -16,15 +17,16 @@ own (threads in one Python process would share its GIL and measure that instead)
   (servable.SignatureCall), which skips TensorFlow's Python argument binding; the same flat call
   in-process is measured too ("in-process, flat call"), so that the report shows what gRPC and
   the model process add on their own;
-- (b) batch 1,024, 4 concurrent clients: the server's rows/s as a % of in-process rows/s (one
+- (b) batch 1,024, 4 concurrent clients (--clients): the server's rows/s as a % of in-process rows/s (one
   process calling `Servable.run` back to back) (target: at least 35%);
 - (c) single-row Predict, one client, back to back: p50 and p99;
-- (d) single-row Predict, 8 concurrent clients: rows/s, p50 and p99, with the server's dynamic
+- (d) single-row Predict, 8 concurrent clients (--single-clients): rows/s, p50 and p99, with the server's dynamic
   batching on and off.
 
 The machine's load drifts while the benchmark runs (other work shares its cores), so figures that
 are compared are measured interleaved: both servers (batching on, batching off) run from the start,
-and each measure runs twice, in order then in reverse (A B B A), half its work each time, pooled.
+and each measure runs twice, in order then in reverse (A B B A), half its work each time, pooled
+(--quick: once each, in order, which makes the same measures with half the processes).
 
 Protocols: each client is made by a factory from CLIENT_FACTORIES, chosen with --protocol; a
 factory takes (target, model name, input specs) and returns an object with ``predict(inputs)``
@@ -215,12 +217,13 @@ def pooled(parts: list[dict]) -> dict:
             "rows": parts[0]["rows"]}
 
 
-def interleaved(measures: dict[str, Callable[[], dict]]) -> dict[str, dict]:
+def interleaved(measures: dict[str, Callable[[], dict]], passes: int = 2) -> dict[str, dict]:
     """Each measure run twice, in order and then in reverse (A B B A), each time with half its work,
     and pooled: the machine's load drifts (other work shares its 2 cores), and measures compared with
-    each other should see the same drift."""
+    each other should see the same drift. `passes` 1: once each, in order (A B), for a smoke; the
+    callers size each run's work by `passes`."""
     runs: dict[str, list[dict]] = {name: [] for name in measures}
-    for name in [*measures, *reversed(measures)]:
+    for name in [*measures, *reversed(measures)][:len(measures) * passes]:
         runs[name].append(measures[name]())
     return {name: pooled(parts) for name, parts in runs.items()}
 
@@ -271,12 +274,12 @@ def report(r: dict) -> str:
              f"{a['server']['p50_ms']:.3f} ms (+{a['added_ms']:.3f} ms) | added <= 1 ms |",
              f"| (a) ... in-process, flat call (as the model process calls) | {a['inprocess_flat']['p50_ms']:.3f} ms | "
              f"+{a['added_to_flat_ms']:.3f} ms | |",
-             f"| (b) batch 1,024, 4 clients: rows/s | {b['inprocess']['rows_per_s']:,.0f} | "
+             f"| (b) batch 1,024, {b['server']['clients']} clients: rows/s | {b['inprocess']['rows_per_s']:,.0f} | "
              f"{b['server']['rows_per_s']:,.0f} ({b['percent']:.1f}%) | >= 35% |",
              f"| (c) 1 row, 1 client: p50 / p99 | {c['inprocess']['p50_ms']:.3f} / {c['inprocess']['p99_ms']:.3f} ms"
              f" | {c['on']['p50_ms']:.3f} / {c['on']['p99_ms']:.3f} ms (batching off: {c['off']['p50_ms']:.3f} / "
              f"{c['off']['p99_ms']:.3f} ms) | |",
-             "", "| (d) 1 row, 8 clients | rows/s | p50 | p99 |", "| --- | ---: | ---: | ---: |"]
+             "", f"| (d) 1 row, {d['on']['clients']} clients | rows/s | p50 | p99 |", "| --- | ---: | ---: | ---: |"]
     for name in ("on", "off"):
         x = d[name]
         lines.append(f"| batching {name} | {x['rows_per_s']:,.0f} | {x['p50_ms']:.3f} ms | {x['p99_ms']:.3f} ms |")
@@ -304,17 +307,19 @@ def bench(args: argparse.Namespace) -> dict:
             protocol = "inprocess-flat" if flat else "inprocess"
             return lambda: run_workers(1, protocol, model=str(model), specs=specs, **work)
 
-        half, half_single, half_seconds = max(1, calls // 2), max(1, single_calls // 2), seconds / 2
+        # each pass makes its share of the work: half of it in A B B A, all of it in a quick A B
+        passes = 1 if args.quick else 2
+        half, half_single, half_seconds = max(1, calls // passes), max(1, single_calls // passes), seconds / passes
         a = interleaved({"inprocess": inprocess(rows=1024, calls=half),
                          "inprocess_flat": inprocess(True, rows=1024, calls=half),
-                         "server": client("on", 1, rows=1024, calls=half)})
+                         "server": client("on", 1, rows=1024, calls=half)}, passes)
         b = interleaved({"inprocess": inprocess(rows=1024, seconds=half_seconds),
-                         "server": client("on", 4, rows=1024, seconds=half_seconds)})
+                         "server": client("on", args.clients, rows=1024, seconds=half_seconds)}, passes)
         c = interleaved({"inprocess": inprocess(rows=1, calls=half_single),
                          "on": client("on", 1, rows=1, calls=half_single),
-                         "off": client("off", 1, rows=1, calls=half_single)})
-        d = interleaved({"on": client("on", 8, rows=1, seconds=half_seconds),
-                         "off": client("off", 8, rows=1, seconds=half_seconds)})
+                         "off": client("off", 1, rows=1, calls=half_single)}, passes)
+        d = interleaved({"on": client("on", args.single_clients, rows=1, seconds=half_seconds),
+                         "off": client("off", args.single_clients, rows=1, seconds=half_seconds)}, passes)
     return {
         "model": str(model) if args.model else "trained: bench8 (8-input regression)",
         "protocol": args.protocol,
@@ -335,7 +340,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--calls", type=int, default=400, help="calls for the batch-1,024 latency, each side")
     parser.add_argument("--single-calls", type=int, default=2000, help="calls for the single-row latency, each side")
     parser.add_argument("--seconds", type=float, default=10.0, help="seconds of each concurrent run, each side")
-    parser.add_argument("--quick", action="store_true", help="a smoke: 20 and 50 calls, half-second runs")
+    parser.add_argument("--clients", type=int, default=4, help="concurrent clients of the batch-1,024 rows/s (b)")
+    parser.add_argument("--single-clients", type=int, default=8,
+                        help="concurrent clients of the single-row rows/s, batching on and off (d)")
+    parser.add_argument("--quick", action="store_true",
+                        help="a smoke: 20 and 50 calls, half-second runs, each measure once (A B, not A B B A)")
     one = sub.add_parser("worker", help="(internal) one client or the in-process baseline")
     one.add_argument("--protocol", required=True,
                      choices=[*sorted(CLIENT_FACTORIES), "inprocess", "inprocess-flat"])
@@ -348,6 +357,8 @@ def main(argv: list[str] | None = None) -> int:
     one.add_argument("--warmup", type=int, default=20)
     one.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
+    if args.command != "worker" and min(args.clients, args.single_clients) < 1:
+        parser.error("--clients and --single-clients must be at least 1")
     if args.command == "worker":
         return worker(args)
     result = bench(args)

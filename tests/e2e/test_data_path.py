@@ -4,6 +4,7 @@ model server, real SavedModels; and what a hostile caller tries."""
 from __future__ import annotations
 
 import json
+import signal
 import threading
 import time
 
@@ -381,6 +382,20 @@ def test_queueing_wakes_a_parked_bridge(dsn, db, bc_model, bc_features, bridge, 
             time.sleep(0.1)
         rows = _rows(sql_cli(dsn, f"CALL mlbridge.predict_row('bc', {row})"))  # predict_row_timeout: 10 s
         assert rows[0]["error"] is None, slow.output()[-2000:]
+        _stop_parked(db, slow)
+
+
+def _stop_parked(db, bridge, timeout: float = 20) -> None:
+    """SIGTERM a bridge and wake it until it is gone: parked in a long wait, it would only see the
+    signal when the wait runs out (its --idle-max), and the stop would sit that out."""
+    bridge.proc.send_signal(signal.SIGTERM)
+    cur = db.cursor()
+    deadline = time.monotonic() + timeout
+    while bridge.proc.poll() is None:
+        assert time.monotonic() < deadline, bridge.output()[-2000:]
+        cur.execute("CALL _wake_bridges()")
+        time.sleep(0.2)
+    assert bridge.proc.returncode == 0, bridge.output()[-2000:]
 
 
 def test_without_the_wake_up_grants_bridges_poll(dsn, db, bc_model, bc_features, bridge, model_server, tmp_path):

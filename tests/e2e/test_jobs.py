@@ -65,7 +65,7 @@ def _count(db, table: str) -> int:
 
 def test_train_model_from_sql_makes_a_version_that_is_served(dsn, db, analyst, trainer, model_server, bridge):
     queued = rows(as_analyst(dsn, "CALL mlbridge.train_model('sqltrained', 'SELECT * FROM demo.breast_cancer', "
-                                  "'benign', '{\"model_type\": \"linear\"}')"))
+                                  "'benign', '{\"model_type\": \"linear\", \"epochs\": 20}')"))
     request = int(queued[0]["request_id"])
     status = rows(as_analyst(dsn, f"CALL mlbridge.request_wait({request}, 600)"))[0]
     assert status["status"] == "done", (status, trainer.output()[-3000:])
@@ -154,7 +154,7 @@ def test_a_job_whose_worker_dies_is_taken_over(dsn, db, analyst, trainer, model_
                         "--poll", "0.2", "--lease", "3"], tmp_path / "doomed.log")
         try:
             request = int(rows(as_analyst(dsn, "CALL mlbridge.train_model('takeover', 'SELECT * FROM demo.breast_cancer', "
-                                               "'benign', '{\"model_type\": \"linear\"}')"))[0]["request_id"])
+                                               "'benign', '{\"model_type\": \"linear\", \"epochs\": 20}')"))[0]["request_id"])
             cur = db.cursor()
             deadline = time.monotonic() + 120
             state = None

@@ -1,5 +1,6 @@
 """Fixtures of the model server tests: tiny SavedModels, model bases laid out
-as TF Serving's, and the real server as a process (one per test module)."""
+as TF Serving's, and the real server as a process: one per test module, except
+one that the two bad-input modules share."""
 
 from __future__ import annotations
 
@@ -20,6 +21,10 @@ from ..procs import Process, wait_for
 from .models import build_all
 
 REPO = Path(__file__).resolve().parents[2]
+# The caps of the bad-input tests' server (MLBRIDGE_SERVING_MAX_REQUEST_ELEMENTS and _BYTES): small,
+# so that what goes over them is cheap to build and send.
+BAD_INPUT_MAX_ELEMENTS = 100_000
+BAD_INPUT_MAX_BYTES = 1024 * 1024
 
 
 @pytest.fixture(scope="session")
@@ -73,6 +78,22 @@ def run_server(base: Path, workdir: Path, poll_interval: float = 0.2, *extra: st
         yield process
     finally:
         process.stop()
+
+
+@pytest.fixture(scope="session")
+def bad_input_server(saved_models, tmp_path_factory):
+    """The server of test_bad_input (TF Serving's API) and test_v2_bad_input (the Open Inference
+    Protocol): churn 1 and text 1, capped at BAD_INPUT_MAX_ELEMENTS and BAD_INPUT_MAX_BYTES. Shared:
+    neither module changes its models or settings, and both check after each bad request that it
+    still serves; one start (TensorFlow loaded into a model process, seconds) instead of two."""
+    from mlbridge_server.serving.limits import MAX_BYTES_ENV, MAX_ELEMENTS_ENV
+
+    base = tmp_path_factory.mktemp("bad_input_base")
+    install_version(base, "churn", 1, saved_models["churn_v1"])
+    install_version(base, "text", 1, saved_models["text"])
+    env = {MAX_ELEMENTS_ENV: str(BAD_INPUT_MAX_ELEMENTS), MAX_BYTES_ENV: str(BAD_INPUT_MAX_BYTES)}
+    with run_server(base, tmp_path_factory.mktemp("bad_input_server"), 0.5, env=env) as process:
+        yield process
 
 
 def wait_until(condition, timeout: float = 60.0, what: str = "condition"):

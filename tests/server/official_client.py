@@ -7,9 +7,12 @@ ours, so it must not share a process with mlbridge.wire.prediction_service_pb2.
     python official_client.py HOST:PORT MODEL VERSION '{"x": [...], "y": [...]}'
     python official_client.py status HOST:PORT MODEL [VERSION | label:NAME]
     python official_client.py unimplemented HOST:PORT MODEL
+    python official_client.py many '[["status", "HOST:PORT", "MODEL"], ["unimplemented", ...], ...]'
 
 "status" asks ModelService.GetModelStatus; "unimplemented" calls Classify,
-Regress and MultiInference and prints the code and message of each.
+Regress and MultiInference and prints the code and message of each. "many"
+runs several of those in turn and prints their answers as one JSON list: one
+process (one TensorFlow import, seconds) for all of a test module's questions.
 """
 
 import json
@@ -96,12 +99,15 @@ def unimplemented(target, model):
     return out
 
 
+QUESTIONS = {"status": status, "unimplemented": unimplemented}
+
+
 def main():
-    if sys.argv[1] == "status":
-        print(json.dumps(status(*sys.argv[2:5])))
+    if sys.argv[1] == "many":
+        print(json.dumps([QUESTIONS[name](*args) for name, *args in json.loads(sys.argv[2])]))
         return
-    if sys.argv[1] == "unimplemented":
-        print(json.dumps(unimplemented(*sys.argv[2:4])))
+    if sys.argv[1] in QUESTIONS:
+        print(json.dumps(QUESTIONS[sys.argv[1]](*sys.argv[2:])))
         return
     target, model, version, features = sys.argv[1], sys.argv[2], int(sys.argv[3]), json.loads(sys.argv[4])
     channel = grpc.insecure_channel(target)

@@ -22,32 +22,19 @@ from mlbridge.tensors import shape_proto, to_tensor_proto
 from mlbridge.wire import predict_pb2, prediction_service_pb2_grpc, tensor_pb2, types_pb2
 from mlbridge_server.serving.limits import MAX_BYTES_ENV, MAX_ELEMENTS_ENV
 
-from .conftest import install_version, run_server
+from .conftest import BAD_INPUT_MAX_BYTES, BAD_INPUT_MAX_ELEMENTS
 
 T = types_pb2
 PREDICT = "/tensorflow.serving.PredictionService/Predict"
-MAX_ELEMENTS = 1_000_000
-MAX_BYTES = 8 * 1024 * 1024
+MAX_ELEMENTS = BAD_INPUT_MAX_ELEMENTS
+MAX_BYTES = BAD_INPUT_MAX_BYTES
 X = np.array([0.0, 1.0, -2.5], np.float32)
 
 
 @pytest.fixture(scope="module")
-def server(saved_models, tmp_path_factory):
-    base = tmp_path_factory.mktemp("base")
-    install_version(base, "churn", 1, saved_models["churn_v1"])
-    install_version(base, "text", 1, saved_models["text"])
-    saved = {k: os.environ.get(k) for k in (MAX_ELEMENTS_ENV, MAX_BYTES_ENV)}
-    os.environ[MAX_ELEMENTS_ENV] = str(MAX_ELEMENTS)
-    os.environ[MAX_BYTES_ENV] = str(MAX_BYTES)
-    try:
-        with run_server(base, tmp_path_factory.mktemp("server"), 0.5) as process:
-            yield process
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+def server(bad_input_server):
+    """The server shared with test_v2_bad_input (conftest.py), capped at MAX_ELEMENTS and MAX_BYTES."""
+    return bad_input_server
 
 
 @pytest.fixture(scope="module")

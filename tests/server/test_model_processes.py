@@ -89,7 +89,7 @@ def base(tmp_path, saved_models) -> Path:
 
 
 def test_unloaded_version_process_exits_and_memory_stays_flat(base, tmp_path, saved_models):
-    with run_server(base, tmp_path, 0.2) as server, ModelServerClient(server.target, timeout=30) as client:
+    with run_server(base, tmp_path, 0.05) as server, ModelServerClient(server.target, timeout=30) as client:
         client.predict("churn", None, {"x": X, "y": Y})
         first = model_pid(server.output(), "churn", 1)
         assert alive(first)

@@ -109,20 +109,34 @@ def reload(channel, text: str) -> None:
     assert response.status.error_code == 0, response.status.error_message
 
 
-def test_official_client_gets_model_status(server):
-    out = official("status", server.target, "churn")
+@pytest.fixture(scope="module")
+def official_answers(server) -> dict[str, dict]:
+    """The official client's answers to every question of this module, asked in one process (its
+    TensorFlow import takes seconds), before any test changes the server's config."""
+    questions = {
+        "status": ["status", server.target, "churn"],
+        "status canary": ["status", server.target, "churn", "label:canary"],
+        "status 3": ["status", server.target, "churn", "3"],
+        "status nope": ["status", server.target, "nope"],
+        "unimplemented": ["unimplemented", server.target, "churn"],
+    }
+    return dict(zip(questions, official("many", json.dumps(list(questions.values())))))
+
+
+def test_official_client_gets_model_status(official_answers):
+    out = official_answers["status"]
     assert out == {"versions": [
         {"version": 1, "state": "AVAILABLE", "error_code": 0, "error_message": ""},
         {"version": 2, "state": "AVAILABLE", "error_code": 0, "error_message": ""},
     ]}
-    assert official("status", server.target, "churn", "label:canary")["versions"][0]["version"] == 2
-    assert official("status", server.target, "churn", "3")["error"] == "NOT_FOUND"
-    missing = official("status", server.target, "nope")
+    assert official_answers["status canary"]["versions"][0]["version"] == 2
+    assert official_answers["status 3"]["error"] == "NOT_FOUND"
+    missing = official_answers["status nope"]
     assert missing["error"] == "NOT_FOUND" and '"nope"' in missing["details"]
 
 
-def test_official_client_is_told_classify_regress_multiinference_are_not_served(server):
-    out = official("unimplemented", server.target, "churn")
+def test_official_client_is_told_classify_regress_multiinference_are_not_served(official_answers):
+    out = official_answers["unimplemented"]
     assert set(out) == {"Classify", "Regress", "MultiInference"}
     for method, (code, details) in out.items():
         assert code == "UNIMPLEMENTED", method

@@ -123,9 +123,11 @@ def test_default_bind_is_loopback_for_grpc_and_metrics(base, tmp_path):
                 assert s.connect_ex((other, server.port)) != 0
 
 
-def test_explicit_host_and_a_metrics_host_of_its_own(base, tmp_path):
+def test_explicit_host_and_a_metrics_host_of_its_own(tmp_path):
+    """Only where it listens: an empty model base, so no model (and no TensorFlow) is loaded."""
+    (tmp_path / "empty").mkdir()
     metrics_port = free_port()
-    with _server_without_host(base, tmp_path, "--host", "0.0.0.0", "--metrics-port", str(metrics_port),
+    with _server_without_host(tmp_path / "empty", tmp_path, "--host", "0.0.0.0", "--metrics-port", str(metrics_port),
                               "--metrics-host", "127.0.0.1") as server:
         assert _listening(server.port) <= {"0.0.0.0", "::"} and _listening(server.port)
         assert _listening(metrics_port) == {"127.0.0.1"}

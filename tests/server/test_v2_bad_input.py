@@ -15,9 +15,6 @@ from hypothesis import strategies as st
 from mlbridge import v2_tensors
 from mlbridge.wire import open_inference_pb2 as pb
 from mlbridge.wire import open_inference_service_pb2_grpc
-from mlbridge_server.serving.limits import MAX_BYTES_ENV, MAX_ELEMENTS_ENV
-
-from .conftest import install_version, run_server
 
 MODEL_INFER = "/inference.GRPCInferenceService/ModelInfer"
 X = np.array([0.0, 1.0, -2.5], np.float32)
@@ -25,13 +22,9 @@ _SIGNATURES = {"churn": {"x": "FP32", "y": "FP32"}, "text": {"text": "BYTES", "n
 
 
 @pytest.fixture(scope="module")
-def server(saved_models, tmp_path_factory):
-    base = tmp_path_factory.mktemp("v2_bad_base")
-    install_version(base, "churn", 1, saved_models["churn_v1"])
-    install_version(base, "text", 1, saved_models["text"])
-    env = {MAX_ELEMENTS_ENV: "100000", MAX_BYTES_ENV: str(1024 * 1024)}
-    with run_server(base, tmp_path_factory.mktemp("v2_bad_server"), 0.5, env=env) as process:
-        yield process
+def server(bad_input_server):
+    """The server shared with test_bad_input (conftest.py)."""
+    return bad_input_server
 
 
 @pytest.fixture(scope="module")

@@ -111,8 +111,10 @@ def split_ids(ids) -> dict[str, set[int]]:
 
 @pytest.fixture(scope="session")
 def cancer_model(tdsn, tmodel_base, cancer_table):
-    """Version 1 of MODEL trained on the breast cancer table: (TrainResult, query)."""
+    """Version 1 of MODEL trained on the breast cancer table: (TrainResult, query). Every model type
+    is tried (auto), the networks for at most 20 epochs: enough for the metrics the tests ask of
+    it (AUC 0.95, accuracy 0.9), in half the time of the default's up to 200."""
     from mlbridge_server.trainer import train
 
     query = f"SELECT id, {', '.join(cancer_table['features'])}, target FROM tr_cancer"
-    return train(tdsn, query, "target", MODEL, tmodel_base, progress=False), query
+    return train(tdsn, query, "target", MODEL, tmodel_base, epochs=20, progress=False), query
