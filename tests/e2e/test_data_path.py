@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import signal
+import subprocess
 import threading
 import time
 
@@ -372,30 +373,29 @@ def test_queueing_wakes_a_parked_bridge(dsn, db, bc_model, bc_features, bridge, 
     row = _row_object(db, bc_features, 5)
     with bridge.paused(), start_bridge(dsn, model_server.target, tmp_path, "--idle-max", "60") as slow:
         cur = db.cursor()
-        deadline = time.monotonic() + 60
-        while True:  # until it sleeps on its parked connection
-            cur.execute("SELECT COUNT(*) FROM bridge_wakeups AS w JOIN information_schema.PROCESSLIST AS p "
-                        "ON p.ID = w.connection_id WHERE w.bridge LIKE %s AND p.INFO LIKE '%%mlbridge_wake%%'",
-                        (f"%:{slow.proc.pid}:%",))
-            if cur.fetchone()[0] >= 2 or time.monotonic() > deadline:  # both lanes
-                break
-            time.sleep(0.1)
+        _wait_parked(cur, slow)
         rows = _rows(sql_cli(dsn, f"CALL mlbridge.predict_row('bc', {row})"))  # predict_row_timeout: 10 s
         assert rows[0]["error"] is None, slow.output()[-2000:]
-        _stop_parked(db, slow)
+        # Parked again in its 60 s wait, it stops on SIGTERM alone, at once: the stop ends the wait.
+        _wait_parked(cur, slow)
+        slow.proc.send_signal(signal.SIGTERM)
+        try:
+            assert slow.proc.wait(15) == 0, slow.output()[-2000:]
+        except subprocess.TimeoutExpired:
+            raise AssertionError("a parked bridge sat out its wait after SIGTERM:\n" + slow.output()[-2000:]) from None
 
 
-def _stop_parked(db, bridge, timeout: float = 20) -> None:
-    """SIGTERM a bridge and wake it until it is gone: parked in a long wait, it would only see the
-    signal when the wait runs out (its --idle-max), and the stop would sit that out."""
-    bridge.proc.send_signal(signal.SIGTERM)
-    cur = db.cursor()
+def _wait_parked(cur, bridge, timeout: float = 60) -> None:
+    """Until both lanes of ``bridge`` sleep on their parked connections."""
     deadline = time.monotonic() + timeout
-    while bridge.proc.poll() is None:
+    while True:
+        cur.execute("SELECT COUNT(*) FROM bridge_wakeups AS w JOIN information_schema.PROCESSLIST AS p "
+                    "ON p.ID = w.connection_id WHERE w.bridge LIKE %s AND p.INFO LIKE '%%mlbridge_wake%%'",
+                    (f"%:{bridge.proc.pid}:%",))
+        if cur.fetchone()[0] >= 2:
+            return
         assert time.monotonic() < deadline, bridge.output()[-2000:]
-        cur.execute("CALL _wake_bridges()")
-        time.sleep(0.2)
-    assert bridge.proc.returncode == 0, bridge.output()[-2000:]
+        time.sleep(0.1)
 
 
 def test_without_the_wake_up_grants_bridges_poll(dsn, db, bc_model, bc_features, bridge, model_server, tmp_path):

@@ -8,11 +8,16 @@ The wait is `GET_LOCK` on a user lock that a second connection of the same Wakeu
 `SLEEP()`: every SLEEP on a MariaDB server waits under one server-wide mutex, and a KILL that
 finds it taken backs off and retries, which delayed about one wake-up in fifty by two seconds
 here. A lock wait is killed under the waiting session's own mutex.
+
+A bridge that stops (SIGTERM) must not sit out its wait: ``interrupt()``, from another thread,
+has the holder connection release the lock, so the wait ends at once, and every later wait
+returns without waiting.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 
 import mysql.connector
 
@@ -34,32 +39,51 @@ class Wakeup:
         self.holder = None  # holds the lock the parked connection waits for
         self.lock = ""
         self.woken = False
+        self.interrupted = False
+        # Guards the holder connection, which interrupt() uses from another thread.
+        self._guard = threading.Lock()
 
     def close(self) -> None:
-        for conn in (self.conn, self.holder):
-            if conn is None:
-                continue
+        with self._guard:
+            for conn in (self.conn, self.holder):
+                if conn is None:
+                    continue
+                try:
+                    if conn is self.conn:
+                        cur = conn.cursor()
+                        cur.execute(query("unpark"))
+                        cur.close()
+                    conn.close()
+                except Exception:  # noqa: BLE001 - closing a broken connection
+                    pass
+            self.conn = self.holder = None
+
+    def interrupt(self) -> None:
+        """End the wait now and every wait from now on (the bridge is stopping). Thread-safe."""
+        with self._guard:
+            self.interrupted = True
+            if self.holder is None:
+                return
             try:
-                if conn is self.conn:
-                    cur = conn.cursor()
-                    cur.execute(query("unpark"))
-                    cur.close()
-                conn.close()
-            except Exception:  # noqa: BLE001 - closing a broken connection
-                pass
-        self.conn = self.holder = None
+                cur = self.holder.cursor()
+                cur.execute("SELECT RELEASE_LOCK(%s)", (self.lock,))
+                cur.fetchall()
+                cur.close()
+            except Exception as exc:  # noqa: BLE001 - a broken holder: the wait runs out by itself
+                log.debug("bridge: could not end a parked wait: %s", exc)
 
     def _open(self) -> None:
-        self.conn = connect(self.dsn)
-        self.holder = connect(self.dsn)
-        cur = self.conn.cursor()
-        cur.execute("SELECT CONNECTION_ID()")
-        self.lock = f"mlbridge_park_{cur.fetchone()[0]}"
-        cur.close()
-        cur = self.holder.cursor()
-        cur.execute("SELECT GET_LOCK(%s, 0)", (self.lock,))
-        cur.fetchall()
-        cur.close()
+        with self._guard:
+            self.conn = connect(self.dsn)
+            self.holder = connect(self.dsn)
+            cur = self.conn.cursor()
+            cur.execute("SELECT CONNECTION_ID()")
+            self.lock = f"mlbridge_park_{cur.fetchone()[0]}"
+            cur.close()
+            cur = self.holder.cursor()
+            cur.execute("SELECT GET_LOCK(%s, 0)", (self.lock,))
+            cur.fetchall()
+            cur.close()
 
     def arm(self) -> None:
         """Say this bridge is about to wait; work queued from now on wakes it.
@@ -84,7 +108,7 @@ class Wakeup:
         """Wait until woken or `seconds` pass; True when woken. Call arm() first, then look at
         the queue once more, then wait: work queued in between is not missed."""
         assert self.conn is not None
-        if self.woken:
+        if self.woken or self.interrupted:
             return True
         cur = self.conn.cursor()
         try:

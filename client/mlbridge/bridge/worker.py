@@ -121,6 +121,7 @@ class Bridge:
         self._broken: BaseException | None = None
         self._session_lock = threading.Lock()
         self._purged_at = time.monotonic()  # the first purge a minute after start, not at once
+        self._wakeups: list[Wakeup] = []  # the session's parked waits, which stop() ends
 
     # -- life cycle -------------------------------------------------------------------------
 
@@ -130,6 +131,13 @@ class Bridge:
 
     def stop(self, *_args) -> None:
         self.stopping.set()
+        # A stage parked in a long wait for work (--idle-max) would see the stop only when its
+        # wait runs out: end the waits now, from a thread (this may run in a signal handler).
+        threading.Thread(target=self._interrupt_waits, name="mlbridge-stop", daemon=True).start()
+
+    def _interrupt_waits(self) -> None:
+        for wakeup in list(self._wakeups):
+            wakeup.interrupt()
 
     def install_signal_handlers(self) -> None:
         signal.signal(signal.SIGTERM, self.stop)
@@ -185,6 +193,9 @@ class Bridge:
         write_conn = online_conn = None
         wakeup = Wakeup(self.config.dsn, self.id)
         online_wakeup = Wakeup(self.config.dsn, self.id)
+        self._wakeups = [wakeup, online_wakeup]
+        if self.stopping.is_set():  # stopped while this session was being set up
+            self._interrupt_waits()
         writer = None
         try:
             online_conn = _connect(self.config.dsn)
