@@ -24,14 +24,7 @@ from mlbridge.serving_constants import (
     SIGNATURE_DEF_FIELD,
     SIGNATURE_DEF_TYPE_URL,
 )
-from mlbridge.tensors import (
-    TensorCodecError,
-    declared_shape,
-    decoded_nbytes,
-    dtype_name,
-    from_tensor_proto,
-    write_tensor_proto,
-)
+from mlbridge.tensors import TensorCodecError, dtype_name, from_tensor_proto, write_tensor_proto
 from mlbridge.wire import (
     get_model_metadata_pb2,
     meta_graph_pb2,
@@ -180,17 +173,8 @@ def check_inputs(
                 f'input "{key}" must be {dtype_name(specs[key].dtype)}, '
                 f"got {dtype_name(proto.dtype)} ({where})"
             )
-    # Each shape is read once: measured here, held to the caps, then used to decode.
-    measured = []
-    for key, proto in zip(keys, protos):
-        try:
-            shape, count = declared_shape(proto)
-            measured.append((key, shape, count, decoded_nbytes(proto, count)))
-        except TensorCodecError as e:
-            raise invalid(f'input "{key}": {e}') from None
-    (limits or RequestLimits()).check_sizes(
-        (key, list(shape), count, size) for key, shape, count, size in measured
-    )
+    # Each shape is read once: measured and held to the caps, then used to decode.
+    measured = (limits or RequestLimits()).check(inputs)
 
     arrays: dict[str, np.ndarray] = {}
     for (key, shape, count, _), proto in zip(measured, protos):

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 from mlbridge.errors import MlbridgeError
 from mlbridge.serving_constants import MAX_MESSAGE_BYTES
-from mlbridge.tensors import TensorCodecError, decoded_nbytes, element_count
+from mlbridge.tensors import TensorCodecError, declared_shape, decoded_nbytes
 from mlbridge.wire import tensor_pb2
 
 from .errors import invalid
@@ -69,19 +69,23 @@ class RequestLimits:
             max_bytes=_positive(env, MAX_BYTES_ENV, DEFAULT_MAX_BYTES),
         )
 
-    def check(self, inputs: Mapping[str, tensor_pb2.TensorProto]) -> None:
+    def check(
+        self, inputs: Mapping[str, tensor_pb2.TensorProto]
+    ) -> list[tuple[str, tuple[int, ...], int, int]]:
         """Raise INVALID_ARGUMENT when an input's shape is unusable or the
-        inputs together go over a cap; reads shapes and lengths only."""
-        sizes = []
+        inputs together go over a cap; reads shapes and lengths only. Returns
+        what it measured, in name order: (name, declared shape, elements,
+        decoded bytes), for decoding without reading the shapes again."""
+        measured = []
         for key in sorted(inputs):
             proto = inputs[key]
             try:
-                count = element_count(proto)
-                size = decoded_nbytes(proto, count)
+                shape, count = declared_shape(proto)
+                measured.append((key, shape, count, decoded_nbytes(proto, count)))
             except TensorCodecError as e:
                 raise invalid(f'input "{key}": {e}') from None
-            sizes.append((key, [d.size for d in proto.tensor_shape.dim], count, size))
-        self.check_sizes(sizes)
+        self.check_sizes((key, list(shape), count, size) for key, shape, count, size in measured)
+        return measured
 
     def check_sizes(self, sizes: Iterable[tuple[str, list[int], int, int]]) -> None:
         """The caps on inputs already measured, each as (name, shape, elements,

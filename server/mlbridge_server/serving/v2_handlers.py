@@ -32,6 +32,7 @@ Decisions where the protocol leaves room:
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -47,6 +48,7 @@ from .handlers import (
     DEFAULT_SIGNATURE,
     INIT_OP_SIGNATURE,
     Handlers,
+    InputSpec,
     _describe,
     _signature,
     check_names,
@@ -181,7 +183,8 @@ class V2Handlers:
         signature_name = _signature_name(request)
         signature = _signature(servable, signature_name)
         where = _describe(servable, signature_name)
-        arrays = self._inputs(request, signature, where)
+        specs = self.handlers.input_specs(servable, signature_name)
+        arrays = self._inputs(request, signature, where, specs)
 
         wanted = [o.name for o in request.outputs]
         unknown = [k for k in wanted if k not in signature.outputs]
@@ -212,10 +215,15 @@ class V2Handlers:
         return response
 
     def _inputs(
-        self, request: pb.ModelInferRequest, signature: meta_graph_pb2.SignatureDef, where: str
+        self,
+        request: pb.ModelInferRequest,
+        signature: meta_graph_pb2.SignatureDef,
+        where: str,
+        specs: Mapping[str, InputSpec],
     ) -> dict[str, np.ndarray]:
         """The request's inputs decoded, after the checks of the TF Serving side:
-        names, datatypes, the size caps (before decoding), then shapes."""
+        names, datatypes, the size caps (before decoding), then shapes (``specs``:
+        the signature's input specs)."""
         tensors = list(request.inputs)
         names = [t.name for t in tensors]
         seen: set[str] = set()
@@ -258,5 +266,5 @@ class V2Handlers:
                 arrays[tensor.name] = v2_tensors.decode(tensor, raw[i] if raw else None)
             except TensorCodecError as e:
                 raise invalid(f'input "{tensor.name}": {e}') from None
-        check_shapes(signature, arrays, where)
+        check_shapes(signature, arrays, where, specs)
         return arrays
