@@ -28,6 +28,8 @@ def _env(extra: dict | None = None) -> dict:
     env = {**os.environ, **(extra or {})}
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     env["PYTHONUNBUFFERED"] = "1"
+    # A process that crashes in C code writes every thread's Python stack into its log.
+    env["PYTHONFAULTHANDLER"] = "1"
     return env
 
 

@@ -149,6 +149,14 @@ class Bridge:
         # The online lane waits for the interpreter while the bulk threads convert and format:
         # hand it over every millisecond rather than every five (CPython's default).
         sys.setswitchinterval(0.001)
+        # mysql-connector's C extension initializes the MySQL client library at its first
+        # connection, which is not thread-safe: threads making their first connections together
+        # crashed a bridge at start once (a NULL read in _mysql_connector). The first one is made
+        # here, before any thread; a failure is the session loop's to report and retry.
+        try:
+            close_quietly(_connect(self.config.dsn))
+        except Exception:  # noqa: BLE001
+            pass
         self.metrics = start_metrics(self.config.metrics_port)
         heartbeat = Heartbeat(self.config.dsn, lambda: self.id, self.config.lease_seconds, lambda: self.progress_at)
         heartbeat.start()
