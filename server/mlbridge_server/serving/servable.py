@@ -104,8 +104,13 @@ class SignatureCall:
         order = self._order
         if order is None or len(inputs) != len(order):
             return self.public(inputs)
+        return self._flat(inputs, order, self._captured)
+
+    def _flat(
+        self, inputs: Mapping[str, np.ndarray], order: list[str], captured: list[Any]
+    ) -> dict[str, np.ndarray]:
         tensors = [tf.constant(inputs[key]) for key in order]
-        outputs = self.function._call_flat(tensors, self._captured)  # noqa: SLF001
+        outputs = self.function._call_flat(tensors, captured)  # noqa: SLF001
         return {key: value.numpy() for key, value in outputs.items()}
 
     def public(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -140,10 +145,8 @@ class SignatureCall:
             return False
         try:
             expected = self.public(inputs)
-            tensors = [tf.constant(inputs[key]) for key in order]
             captured = list(self.function.captured_inputs)
-            outputs = self.function._call_flat(tensors, captured)  # noqa: SLF001
-            got = {key: value.numpy() for key, value in outputs.items()}
+            got = self._flat(inputs, order, captured)
         except Exception:  # noqa: BLE001 - the inputs or the flat entry do not suit: keep TensorFlow's call
             return False
         if set(got) != set(expected) or not all(_same(got[k], expected[k]) for k in expected):
