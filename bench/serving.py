@@ -20,12 +20,14 @@ own (threads in one Python process would share its GIL and measure that instead)
 - (b) batch 1,024, 4 concurrent clients (--clients): the server's rows/s as a % of in-process rows/s (one
   process calling `Servable.run` back to back) (target: at least 35%);
 - (c) single-row Predict, one client, back to back: p50 and p99;
+- (a), (b) and (c) also against a server with ``--model-isolation none`` (versions loaded in the
+  server process, no hop to a model process; batching on), beside the default server;
 - (d) single-row Predict, 8 concurrent clients (--single-clients): rows/s, p50 and p99, with the server's dynamic
   batching on and off.
 
 The machine's load drifts while the benchmark runs (other work shares its cores), so figures that
-are compared are measured interleaved: both servers (batching on, batching off) run from the start,
-and each measure runs twice, in order then in reverse (A B B A), half its work each time, pooled
+are compared are measured interleaved: the three servers (batching on, batching off, model
+isolation none) run from the start, and each measure runs twice, in order then in reverse (A B B A), half its work each time, pooled
 (--quick: once each, in order, which makes the same measures with half the processes).
 
 Protocols: each client is made by a factory from CLIENT_FACTORIES, chosen with --protocol; a
@@ -244,14 +246,16 @@ def trained_model(stack: contextlib.ExitStack) -> Path:
 
 
 @contextlib.contextmanager
-def model_server(model: Path, workdir: Path, batching: bool):
-    """`mlbridge serve` on a model base holding ``model`` as bench8 version 1, batching on or off."""
+def model_server(model: Path, workdir: Path, batching: bool, isolation: str = "process"):
+    """`mlbridge serve` on a model base holding ``model`` as bench8 version 1, batching on or off,
+    each version in a model process (isolation "process", the default) or in the server ("none")."""
     sys.path.insert(0, str(REPO))
     from tests.procs import start_model_server
 
-    base = workdir / f"base-{'on' if batching else 'off'}"
+    base = workdir / f"base-{'on' if batching else 'off'}-{isolation}"
     shutil.copytree(model, base / MODEL / "1")
-    env = {"MLBRIDGE_SERVING_ENABLE_BATCHING": "1" if batching else "0"}
+    env = {"MLBRIDGE_SERVING_ENABLE_BATCHING": "1" if batching else "0",
+           "MLBRIDGE_SERVING_MODEL_ISOLATION": isolation}
     with start_model_server(base, workdir, env=env) as process:
         yield process
 
@@ -274,11 +278,17 @@ def report(r: dict) -> str:
              f"{a['server']['p50_ms']:.3f} ms (+{a['added_ms']:.3f} ms) | added <= 1 ms |",
              f"| (a) ... in-process, flat call (as the model process calls) | {a['inprocess_flat']['p50_ms']:.3f} ms | "
              f"+{a['added_to_flat_ms']:.3f} ms | |",
+             f"| (a) ... server with --model-isolation none | | {a['server_none']['p50_ms']:.3f} ms "
+             f"(+{a['added_ms_none']:.3f} ms) | added <= 1 ms |",
              f"| (b) batch 1,024, {b['server']['clients']} clients: rows/s | {b['inprocess']['rows_per_s']:,.0f} | "
              f"{b['server']['rows_per_s']:,.0f} ({b['percent']:.1f}%) | >= 35% |",
+             f"| (b) ... server with --model-isolation none | | {b['server_none']['rows_per_s']:,.0f} "
+             f"({b['percent_none']:.1f}%) | >= 35% |",
              f"| (c) 1 row, 1 client: p50 / p99 | {c['inprocess']['p50_ms']:.3f} / {c['inprocess']['p99_ms']:.3f} ms"
              f" | {c['on']['p50_ms']:.3f} / {c['on']['p99_ms']:.3f} ms (batching off: {c['off']['p50_ms']:.3f} / "
              f"{c['off']['p99_ms']:.3f} ms) | |",
+             f"| (c) ... server with --model-isolation none | | {c['none']['p50_ms']:.3f} / {c['none']['p99_ms']:.3f} ms"
+             " | |",
              "", f"| (d) 1 row, {d['on']['clients']} clients | rows/s | p50 | p99 |", "| --- | ---: | ---: | ---: |"]
     for name in ("on", "off"):
         x = d[name]
@@ -297,7 +307,8 @@ def bench(args: argparse.Namespace) -> dict:
         # Both servers run from the start (the idle one costs nothing but memory), so that measures of
         # the two are interleaved rather than made minutes apart.
         servers = {"on": stack.enter_context(model_server(model, tmp, True)),
-                   "off": stack.enter_context(model_server(model, tmp, False))}
+                   "off": stack.enter_context(model_server(model, tmp, False)),
+                   "none": stack.enter_context(model_server(model, tmp, True, "none"))}
         specs = input_specs(servers["on"].target)
 
         def client(mode: str, count: int, **work: Any) -> Callable[[], dict]:
@@ -312,12 +323,15 @@ def bench(args: argparse.Namespace) -> dict:
         half, half_single, half_seconds = max(1, calls // passes), max(1, single_calls // passes), seconds / passes
         a = interleaved({"inprocess": inprocess(rows=1024, calls=half),
                          "inprocess_flat": inprocess(True, rows=1024, calls=half),
-                         "server": client("on", 1, rows=1024, calls=half)}, passes)
+                         "server": client("on", 1, rows=1024, calls=half),
+                         "server_none": client("none", 1, rows=1024, calls=half)}, passes)
         b = interleaved({"inprocess": inprocess(rows=1024, seconds=half_seconds),
-                         "server": client("on", args.clients, rows=1024, seconds=half_seconds)}, passes)
+                         "server": client("on", args.clients, rows=1024, seconds=half_seconds),
+                         "server_none": client("none", args.clients, rows=1024, seconds=half_seconds)}, passes)
         c = interleaved({"inprocess": inprocess(rows=1, calls=half_single),
                          "on": client("on", 1, rows=1, calls=half_single),
-                         "off": client("off", 1, rows=1, calls=half_single)}, passes)
+                         "off": client("off", 1, rows=1, calls=half_single),
+                         "none": client("none", 1, rows=1, calls=half_single)}, passes)
         d = interleaved({"on": client("on", args.single_clients, rows=1, seconds=half_seconds),
                          "off": client("off", args.single_clients, rows=1, seconds=half_seconds)}, passes)
     return {
@@ -325,8 +339,11 @@ def bench(args: argparse.Namespace) -> dict:
         "protocol": args.protocol,
         "inputs": specs,
         "batch_1024": {**a, "added_ms": round(a["server"]["p50_ms"] - a["inprocess"]["p50_ms"], 3),
-                       "added_to_flat_ms": round(a["server"]["p50_ms"] - a["inprocess_flat"]["p50_ms"], 3)},
-        "concurrent_1024": {**b, "percent": round(100 * b["server"]["rows_per_s"] / b["inprocess"]["rows_per_s"], 1)},
+                       "added_to_flat_ms": round(a["server"]["p50_ms"] - a["inprocess_flat"]["p50_ms"], 3),
+                       "added_ms_none": round(a["server_none"]["p50_ms"] - a["inprocess"]["p50_ms"], 3)},
+        "concurrent_1024": {**b, "percent": round(100 * b["server"]["rows_per_s"] / b["inprocess"]["rows_per_s"], 1),
+                            "percent_none": round(
+                                100 * b["server_none"]["rows_per_s"] / b["inprocess"]["rows_per_s"], 1)},
         "single_row": c,
         "concurrent_single_row": d,
     }

@@ -1,9 +1,15 @@
 """The server follows its model base while it runs: new versions and models
 are served within seconds, without a failed request during the swap; broken
-versions are reported and do not take the model down; removed models go."""
+versions are reported and do not take the model down; removed models go.
+
+Every test runs twice: with each version in a model process of its own (the
+default, --model-isolation process) and with versions loaded in the server
+process (--model-isolation none), which must behave the same."""
 
 from __future__ import annotations
 
+import os
+import re
 import shutil
 import threading
 
@@ -19,16 +25,21 @@ X = np.array([0.5, -1.0, 2.0], dtype=np.float32)
 Y = np.array([1.5, 0.0, -3.0], dtype=np.float32)
 
 
+@pytest.fixture(scope="module", params=["process", "none"])
+def isolation(request) -> str:
+    return request.param
+
+
 @pytest.fixture(scope="module")
-def base(saved_models, tmp_path_factory):
-    base = tmp_path_factory.mktemp("base")
+def base(saved_models, tmp_path_factory, isolation):
+    base = tmp_path_factory.mktemp(f"base-{isolation}")
     install_version(base, "churn", 1, saved_models["churn_v1"])
     return base
 
 
 @pytest.fixture(scope="module")
-def server(base, tmp_path_factory):
-    with run_server(base, tmp_path_factory.mktemp("server"), poll_interval=0.2) as process:
+def server(base, tmp_path_factory, isolation):
+    with run_server(base, tmp_path_factory.mktemp("server"), 0.2, "--model-isolation", isolation) as process:
         yield process
 
 
@@ -40,6 +51,35 @@ def client(server):
 
 def _versions(client, name):
     return {m.version: m for m in client.list_models(name)}
+
+
+def test_versions_run_where_model_isolation_says(server, client, isolation):
+    """process: a model process per version (forked by the loader process), named in the load's
+    log line; none: no process beside the server, and the line says so."""
+    assert client.predict("churn", None, {"x": X, "y": Y})["score"].shape == (3,)
+    line = re.search(r"model churn version 1 loaded in \S+ \(([^)]*)\)", server.output())
+    assert line, server.output()[-3000:]
+    children = _children(server.proc.pid)
+    if isolation == "none":
+        assert line.group(1).startswith("in the server process"), line.group(0)
+        assert children == [], f"processes beside a server with --model-isolation none: {children}"
+    else:
+        assert line.group(1).startswith("model process "), line.group(0)
+        assert children, "no model process beside the server"
+    assert "flat call for serving_default" in line.group(1)
+
+
+def _children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid``."""
+    found = []
+    for entry in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                if entry.isdigit() and int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
+                    found.append(int(entry))
+        except (OSError, ValueError):
+            continue
+    return found
 
 
 def test_new_version_replaces_the_old_without_a_failed_request(base, client, saved_models):

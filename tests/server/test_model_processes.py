@@ -175,18 +175,22 @@ def test_a_killed_model_process_is_loaded_again(base, tmp_path):
         assert alive(server.proc.pid)
 
 
-def test_model_processes_take_the_tensorflow_thread_settings_and_the_flat_call(base, tmp_path):
+@pytest.mark.parametrize("isolation", ["process", "none"])
+def test_versions_take_the_tensorflow_thread_settings_and_the_flat_call(base, tmp_path, isolation):
     """TF Serving's --tensorflow_intra_op_parallelism and --tensorflow_inter_op_parallelism reach
-    the model process, which also calls the signature through its flat entry: the log line of the
-    load says both, and the scores are the model's (x and y in their places)."""
+    where the version runs (its model process, or the server process under --model-isolation
+    none), which also calls the signature through its flat entry: the log line of the load says
+    both, and the scores are the model's (x and y in their places)."""
     from .models import CHURN_V1
 
     env = {"MLBRIDGE_SERVING_TENSORFLOW_INTRA_OP_PARALLELISM": "1",
-           "MLBRIDGE_SERVING_TENSORFLOW_INTER_OP_PARALLELISM": "2"}
+           "MLBRIDGE_SERVING_TENSORFLOW_INTER_OP_PARALLELISM": "2",
+           "MLBRIDGE_SERVING_MODEL_ISOLATION": isolation}
+    where = r"model process \d+" if isolation == "process" else "in the server process"
     with run_server(base, tmp_path, 0.2, env=env) as server, \
             ModelServerClient(server.target, timeout=30) as client:
         score = client.predict("churn", None, {"x": X, "y": Y})["score"]
-        line = re.search(r"model churn version 1 loaded in \S+ \((model process \d+[^)]*)\)", server.output())
+        line = re.search(rf"model churn version 1 loaded in \S+ \(({where}[^)]*)\)", server.output())
         assert line, server.output()[-3000:]
         assert "TensorFlow threads: intra-op 1, inter-op 2" in line.group(1)
         assert "flat call for serving_default" in line.group(1)

@@ -32,6 +32,7 @@ def test_defaults_are_the_documented_ones():
     assert (s.enable_batching, s.max_batch_size, s.batch_timeout_micros, s.num_batch_threads,
             s.max_enqueued_batches, s.load_threads) == (True, 1024, 1000, 2, 64, 2)
     assert (s.log_format, s.log_level, s.max_request_bytes) == ("text", "INFO", 256 * 1024 * 1024)
+    assert s.model_isolation == "process"
 
 
 def test_flags_beat_environment_beat_file_beat_defaults(tmp_path):
@@ -118,6 +119,8 @@ def test_token_sources_in_order(tmp_path):
     ({"MLBRIDGE_SERVING_MAX_BATCH_SIZE": "0"}, "MLBRIDGE_SERVING_MAX_BATCH_SIZE=0 must be at least 1"),
     ({"MLBRIDGE_SERVING_ENABLE_BATCHING": "maybe"}, "MLBRIDGE_SERVING_ENABLE_BATCHING='maybe' must be true or false"),
     ({"MLBRIDGE_SERVING_LOG_FORMAT": "xml"}, "MLBRIDGE_SERVING_LOG_FORMAT='xml' must be one of text, json"),
+    ({"MLBRIDGE_SERVING_MODEL_ISOLATION": "thread"},
+     "MLBRIDGE_SERVING_MODEL_ISOLATION='thread' must be one of process, none"),
     ({"MLBRIDGE_SERVING_POLL_INTERVAL": "soon"}, "MLBRIDGE_SERVING_POLL_INTERVAL='soon' must be a number"),
     ({"MLBRIDGE_SERVING_SHUTDOWN_GRACE": "-1"}, "MLBRIDGE_SERVING_SHUTDOWN_GRACE=-1.0 must be at least 0"),
     ({"MLBRIDGE_SERVER_TOKEN": "has space"}, "printable ASCII without spaces"),
@@ -134,6 +137,7 @@ def test_bad_variables_are_named(environ, message):
     ("[serving]\nenable_batching = 'yes'\n", "[serving] enable_batching='yes' must be true or false"),
     ("[serving]\nbatch_timeout_micros = -5\n", "[serving] batch_timeout_micros=-5 must be at least 0"),
     ("[serving]\nlog_level = 'LOUD'\n", "[serving] log_level='LOUD' must be one of DEBUG"),
+    ("[serving]\nmodel_isolation = 'NONE'\n", "[serving] model_isolation='NONE' must be one of process, none"),
     ("serving = 3\n", "`serving` must be a section, [serving]"),
     ("[serve]\nport = 1\n", "section 'serve' is unknown; known: [database], [serving]"),
 ])
@@ -151,6 +155,10 @@ def test_bad_flags_are_refused_by_the_parser(capsys):
     with pytest.raises(SystemExit):
         _parse("--log-format", "yaml")
     assert "--log-format='yaml' must be one of text, json" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        _parse("--model-isolation", "docker")
+    assert "--model-isolation='docker' must be one of process, none" in capsys.readouterr().err
+    assert _parse("--model-isolation", "None").model_isolation == "none"
 
 
 def test_direct_construction_is_checked_and_replace_names_unknown_settings():

@@ -4,7 +4,8 @@ Each loaded version runs in a model process of its own (model_process.py),
 forked by a loader process: multiprocessing's forkserver, started once with
 TensorFlow and ydf_tf imported (its preload). The front holds a
 RemoteServable per version, with the interface of an in-process Servable
-(name, version, signature_defs, run), and never imports TensorFlow.
+(name, version, signature_defs, run), and never imports TensorFlow. (The
+other choice, model_isolation "none", loads versions in the front: in_process.py.)
 
 Why processes: unloading a SavedModel inside a process that keeps running
 returns little of its memory to the system, so a server that cycles through
@@ -144,6 +145,18 @@ class ModelProcesses:
             return [s.pid for s in self._live if s.pid is not None]
 
 
+def facts_text(facts: dict[str, Any]) -> str:
+    """How a version runs (model_process.facts), as the load's log line words it after where."""
+    text = ""
+    if "intra_op_threads" in facts:
+        # 0: TensorFlow's choice
+        text += (f", TensorFlow threads: intra-op {facts['intra_op_threads'] or 'auto'}, "
+                 f"inter-op {facts['inter_op_threads'] or 'auto'}")
+    if facts.get("flat_calls"):
+        text += ", flat call for " + ", ".join(facts["flat_calls"])
+    return text
+
+
 def _end(process: Any) -> None:
     """Make sure a model process is gone: asked, then terminated, then killed."""
     process.join(0.1)
@@ -188,20 +201,12 @@ class RemoteServable:
         self._closing = False
         self._linger_over = False
         self._stopped = False
-        # How the process runs the version (model_process._facts), for the log.
+        # How the process runs the version (model_process.facts), for the log.
         self.facts: dict[str, Any] = {}
 
     def describe(self) -> str:
         """The model process, for the line that says the version loaded."""
-        facts = self.facts
-        text = f"model process {self.pid}"
-        if "intra_op_threads" in facts:
-            # 0: TensorFlow's choice
-            text += (f", TensorFlow threads: intra-op {facts['intra_op_threads'] or 'auto'}, "
-                     f"inter-op {facts['inter_op_threads'] or 'auto'}")
-        if facts.get("flat_calls"):
-            text += ", flat call for " + ", ".join(facts["flat_calls"])
-        return text
+        return f"model process {self.pid}" + facts_text(self.facts)
 
     def __repr__(self) -> str:
         return f"RemoteServable({self.name!r}, {self.version}, pid={self.pid})"

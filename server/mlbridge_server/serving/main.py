@@ -38,6 +38,7 @@ from .config_watch import ConfigWatcher
 from .decoding import DecodeInterceptor
 from .handlers import Handlers
 from .health import ServerHealth
+from .in_process import InProcessModels
 from .limits import RequestLimits
 from .loader import ModelProcesses
 from .registry import ModelRegistry
@@ -81,13 +82,16 @@ class ModelServer:
         self.mtls = bool(settings.tls_client_ca)
         self.token = settings.token
         self.port: int | None = None
-        # Each loaded version runs in a model process of its own (loader.py).
-        self.processes = ModelProcesses(tensorflow_threads=(
-            settings.tensorflow_intra_op_parallelism, settings.tensorflow_inter_op_parallelism,
-        ))
+        # Each loaded version runs in a model process of its own (loader.py), or with
+        # model_isolation "none" in this process (in_process.py).
+        threads = (settings.tensorflow_intra_op_parallelism, settings.tensorflow_inter_op_parallelism)
+        self.versions: ModelProcesses | InProcessModels = (
+            InProcessModels(tensorflow_threads=threads) if settings.model_isolation == "none"
+            else ModelProcesses(tensorflow_threads=threads)
+        )
         self.registry = ModelRegistry(
             self.model_base, keep_older=settings.keep_older, models=models,
-            loader=self.processes.load, load_threads=settings.load_threads,
+            loader=self.versions.load, load_threads=settings.load_threads,
         )
         self.limits = RequestLimits(settings.max_request_elements, settings.max_request_bytes)
         self.health: ServerHealth | None = None
@@ -103,12 +107,13 @@ class ModelServer:
     def start(self) -> int:
         """Bind, load the models, and report SERVING; returns the bound port
         (useful with port 0)."""
-        # The loader process imports TensorFlow (seconds) now, not at the first
-        # load; this process never does. Model processes log as this one does.
-        self.processes.log_setup = (
+        # TensorFlow is imported now (seconds), not at the first load: by the loader
+        # process, which this process never does, or here under model_isolation "none".
+        # Model processes log as this one does.
+        self.versions.log_setup = (
             self.settings.log_format, logging.getLevelName(logging.getLogger().getEffectiveLevel()),
         )
-        self.processes.start()
+        self.versions.start()
 
         settings = self.settings
         if not os.path.isdir(self.model_base):
@@ -186,7 +191,7 @@ class ModelServer:
         if self._config_watch is not None:
             self._config_watch.stop()
         self.registry.stop()
-        self.processes.stop()
+        self.versions.stop()
 
 
 def _loopback(host: str) -> bool:

@@ -1,6 +1,8 @@
 """The model process: one SavedModel version, loaded and run apart from the front.
 
-The front process (gRPC, checks, batching) never imports TensorFlow. Each
+The front process (gRPC, checks, batching) never imports TensorFlow (unless
+model_isolation is "none", in_process.py: then this module's warm_up, facts and
+set_threads serve versions loaded in the front, and no model process runs). Each
 loaded version lives in a process of its own, forked from a loader process
 (multiprocessing's forkserver) that imported TensorFlow and ydf_tf once, so a
 fork starts in milliseconds and shares those pages with its siblings. When a
@@ -79,7 +81,7 @@ def _sample_inputs(signature: Any, rows: int, distinct: bool) -> dict[str, np.nd
     return inputs
 
 
-def _warm_up(servable: Any) -> None:
+def warm_up(servable: Any) -> None:
     """Run the default signature once on one row of zeros, so the first real
     request does not pay for tracing and allocation; then let each signature
     take its flat call where it answers sample rows as TensorFlow's own call
@@ -130,7 +132,7 @@ def _serve_requests(servable: Any, conn: Any) -> None:
             return
 
 
-def _set_threads(intra_op: int, inter_op: int) -> None:
+def set_threads(intra_op: int, inter_op: int) -> None:
     """TensorFlow's thread pools for this process (0: TensorFlow's choice). Set
     before anything runs: the loader process imported TensorFlow but never
     ran an op, so each forked process still chooses its own."""
@@ -142,7 +144,7 @@ def _set_threads(intra_op: int, inter_op: int) -> None:
         tf.config.threading.set_inter_op_parallelism_threads(inter_op)
 
 
-def _facts(servable: Any) -> dict[str, Any]:
+def facts(servable: Any) -> dict[str, Any]:
     """How this process runs its version, for the front's log line."""
     import tensorflow as tf
 
@@ -203,11 +205,11 @@ def serve(
     started = time.monotonic()
     _configure_logging(log_setup, name, version)
     try:
-        _set_threads(*tensorflow_threads)
+        set_threads(*tensorflow_threads)
         from .servable import Servable
 
         servable = Servable(name, version, path)
-        _warm_up(servable)
+        warm_up(servable)
     except BaseException as e:  # noqa: BLE001 - any failure to load is reported, not raised
         text = str(e).strip() or type(e).__name__
         try:
@@ -221,7 +223,7 @@ def serve(
     log.debug("loaded and warmed up in %.2fs, pid %d", time.monotonic() - started, os.getpid())
     control.send(
         ("ready", servable.signature_defs.SerializeToString(), time.monotonic() - started,
-         _facts(servable))
+         facts(servable))
     )
     while True:
         try:

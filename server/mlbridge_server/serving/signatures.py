@@ -1,7 +1,7 @@
 """A SavedModel's signatures, read from saved_model.pb without TensorFlow.
 
 The model server's front process never imports TensorFlow (the models run in
-model processes, see loader.py): it reads what it lists and checks requests
+model processes, see loader.py; unless model_isolation is "none"): it reads what it lists and checks requests
 against from the file, with our wire-compatible mirror of TensorFlow's
 SavedModel message (mlbridge.wire.saved_model_pb2). Every field but the tags
 and the signatures is skipped as unknown.
