@@ -150,11 +150,16 @@ def dtype_name(data_type: DataType) -> str:
         return f"dtype({data_type})"
 
 
+# Every DataType value, once: the enum's values() builds a new list on each call, and this is
+# asked for every tensor written.
+_DATA_TYPE_VALUES = frozenset(types_pb2.DataType.values())
+
+
 def data_type(dtype: Any) -> DataType:
     """The DataType for a dtype name ("float32", "double", "string", ...),
     a numpy dtype, or a DataType value (returned as is)."""
     if isinstance(dtype, (int, np.integer)) and not isinstance(dtype, bool):
-        if int(dtype) not in types_pb2.DataType.values():
+        if int(dtype) not in _DATA_TYPE_VALUES:
             raise TensorCodecError(f"unknown DataType value {dtype}")
         return int(dtype)
     if isinstance(dtype, str):
