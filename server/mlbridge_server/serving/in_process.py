@@ -2,17 +2,18 @@
 
 The default runs each version in a model process of its own (loader.py). This
 loader is the other choice, with the same interface (start, load, stop, pids,
-log_setup): each version is a Servable in the front, called by the request's
-own thread, as TF Serving calls its models.
+log_setup): each version is a Servable in the front, called from the
+request (or batch) threads, as TF Serving calls its models.
 
 What it gains: no hop to a model process and back on each call (two wake-ups
-and the arrays copied through a socket pair; about 0.3 ms of a 1,024-row call
+and the arrays copied through a socket pair; 0.2-0.4 ms of a 1,024-row call
 here, see BENCHMARKS.md), and no process per version.
 
 What it costs, and why it is not the default:
-- memory: TensorFlow keeps much of what an unloaded SavedModel used, so a
-  server that cycles through versions grows with each one (a model process
-  gives all of it back when it exits);
+- memory: TensorFlow does not always give back what an unloaded SavedModel
+  used (20 load and unload cycles of a 62 MB model left the server 63 MB
+  bigger here, against 0.6 MB with model processes, whose memory goes with
+  them; a small model left neither bigger);
 - isolation: a version that crashes (a bad custom op, the OOM killer) takes
   the whole server down, not only itself;
 - start-up: the front imports TensorFlow (seconds, and its memory) before it
