@@ -15,7 +15,8 @@ What it costs, and why it is not the default:
   bigger here, against 0.6 MB with model processes, whose memory goes with
   them; a small model left neither bigger);
 - isolation: a version that crashes (a bad custom op, the OOM killer) takes
-  the whole server down, not only itself;
+  the whole server down, not only itself, and a load that hangs holds its
+  load thread for good (a model process is ended after its load timeout);
 - start-up: the front imports TensorFlow (seconds, and its memory) before it
   listens.
 So it suits a fixed set of models that seldom change, where the last fraction

@@ -123,8 +123,8 @@ class ModelProcesses:
         signature_defs = get_model_metadata_pb2.SignatureDefMap.FromString(message[1])
         servable = RemoteServable(
             name, version, path, signature_defs, process, control, conns, self._forget,
+            facts=message[3],
         )
-        servable.facts = message[3]
         with self._lock:
             self._live.add(servable)
         return servable
@@ -182,6 +182,7 @@ class RemoteServable:
         control: Any,
         conns: list[Any],
         on_stopped: Any,
+        facts: dict[str, Any] | None = None,
     ):
         self.name = name
         self.version = version
@@ -202,7 +203,7 @@ class RemoteServable:
         self._linger_over = False
         self._stopped = False
         # How the process runs the version (model_process.facts), for the log.
-        self.facts: dict[str, Any] = {}
+        self.facts: dict[str, Any] = facts or {}
 
     def describe(self) -> str:
         """The model process, for the line that says the version loaded."""
