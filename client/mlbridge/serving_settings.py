@@ -134,7 +134,7 @@ class ServerSettings:
     model_isolation: str = _setting(
         "process", "choice", "where each loaded version runs: process (a model process of its own: "
         "an unloaded version's memory goes back to the system, a crash takes only that version down) "
-        "or none (in the server process: a call skips the hop to a model process, 0.2-0.4 ms, but "
+        "or none (in the server process: a call skips the hop to a model process, 0.2-0.5 ms, but "
         "memory may not be given back on unload and a crash takes the server down)",
         choices=MODEL_ISOLATIONS)
     # Not a setting of its own: resolved from token_file or $MLBRIDGE_SERVER_TOKEN (see above).

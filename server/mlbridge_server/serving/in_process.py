@@ -6,7 +6,7 @@ log_setup): each version is a Servable in the front, called from the
 request (or batch) threads, as TF Serving calls its models.
 
 What it gains: no hop to a model process and back on each call (two wake-ups
-and the arrays copied through a socket pair; 0.2-0.4 ms of a 1,024-row call
+and the arrays copied through a socket pair; 0.2-0.5 ms of a 1,024-row call
 here, see BENCHMARKS.md), and no process per version.
 
 What it costs, and why it is not the default:
