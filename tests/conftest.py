@@ -15,7 +15,7 @@ from mlbridge.db import connect
 from mlbridge.db.install import install
 from mlbridge.db.local import LocalServer
 
-from .procs import start_bridge, start_model_server
+from .procs import no_open_transactions, start_bridge, start_model_server
 
 # A developer's own password and settings file would be added to the tests' passwordless DSNs.
 # The same for the model server's TLS files and token.
@@ -72,4 +72,5 @@ def model_server(model_base, tmp_path_factory):
 def bridge(dsn, model_server, tmp_path_factory):
     """One real bridge process on the session's queue and model server."""
     with start_bridge(dsn, model_server.target, tmp_path_factory.mktemp("bridge")) as proc:
+        proc.settled = lambda: no_open_transactions(dsn)
         yield proc

@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +23,33 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def _wait_stopped(pid: int, timeout: float = 1.0) -> bool:
+    """Wait until ``pid`` shows as stopped (state T), which follows SIGSTOP within moments."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                if f.read().rsplit(")", 1)[1].split()[0] in ("T", "t"):
+                    return True
+        except OSError:
+            return False
+        time.sleep(0.001)
+    return False
+
+
+def no_open_transactions(dsn: Dsn) -> bool:
+    """Whether no session of the database server is inside an InnoDB transaction now."""
+    from mlbridge.db import connect
+
+    conn = connect(dsn)
+    try:
+        cur = conn.cursor()
+        cur.execute("SELECT COUNT(*) FROM information_schema.INNODB_TRX")
+        return cur.fetchone()[0] == 0
+    finally:
+        conn.close()
 
 
 def _env(extra: dict | None = None) -> dict:
@@ -38,6 +66,8 @@ class Process:
     proc: subprocess.Popen
     log: Path
     target: str = ""
+    # True when the process may be stopped without leaving anything half done (see paused()).
+    settled: Callable[[], bool] | None = None
 
     def output(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
@@ -45,8 +75,16 @@ class Process:
     @contextlib.contextmanager
     def paused(self):
         """SIGSTOP the process for the block (it keeps its connections and claims nothing new),
-        SIGCONT after it."""
-        self.proc.send_signal(signal.SIGSTOP)
+        SIGCONT after it. With ``settled``, it is stopped at a moment when ``settled()`` holds: a
+        bridge stopped inside one of its transactions would hold that transaction's row locks for
+        the whole block, and the work of the bridges under test would wait on them (a bridge
+        that freezes mid-transaction is a case of its own, not what pausing it is for)."""
+        for _ in range(100):
+            self.proc.send_signal(signal.SIGSTOP)
+            if self.settled is None or (_wait_stopped(self.proc.pid) and self.settled()):
+                break
+            self.proc.send_signal(signal.SIGCONT)
+            time.sleep(0.02)
         try:
             yield self
         finally:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
 
 import grpc
 import numpy as np
@@ -204,13 +204,15 @@ def open_channel(target: str, security: ClientSecurity) -> grpc.Channel:
     return grpc.secure_channel(target, credentials, options=options)
 
 
-class ModelServerClient:
-    """A channel to one model server (``target`` is "host:port").
+class GrpcClient:
+    """What the clients of both protocols share: one channel to ``target``
+    ("host:port"), each call's deadline (``timeout``, seconds), the bearer
+    token's metadata, and gRPC's errors turned into ServingError.
 
-    Thread-safe; one instance serves a whole process. ``timeout`` is each
-    call's deadline in seconds. ``security`` (see mlbridge.serving_security):
-    TLS, a client certificate, a bearer token; None is a plaintext channel
-    without a token. Use as a context manager or call close()."""
+    Thread-safe; one instance serves a whole process. ``security`` (see
+    mlbridge.serving_security): TLS, a client certificate, a bearer token;
+    None is a plaintext channel without a token. Use as a context manager or
+    call close()."""
 
     def __init__(self, target: str, timeout: float = 30.0, security: ClientSecurity | None = None):
         self.target = target
@@ -218,20 +220,18 @@ class ModelServerClient:
         self.security = security or ClientSecurity()
         self._metadata = self.security.metadata()
         self._channel = open_channel(target, self.security)
-        self._predict = prediction_service_pb2_grpc.PredictionServiceStub(self._channel)
-        self._catalog = model_catalog_pb2_grpc.ModelCatalogStub(self._channel)
 
     def close(self) -> None:
         self._channel.close()
 
-    def __enter__(self) -> ModelServerClient:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
 
     def __repr__(self) -> str:
-        return f"ModelServerClient({self.target!r})"
+        return f"{type(self).__name__}({self.target!r})"
 
     def _call(self, method: str, rpc: Any, request: Any, timeout: float | None) -> Any:
         try:
@@ -242,6 +242,15 @@ class ModelServerClient:
             )
         except grpc.RpcError as e:
             raise error_from_rpc(e, method) from None
+
+
+class ModelServerClient(GrpcClient):
+    """A channel to one model server speaking TF Serving's API (see GrpcClient)."""
+
+    def __init__(self, target: str, timeout: float = 30.0, security: ClientSecurity | None = None):
+        super().__init__(target, timeout, security)
+        self._predict = prediction_service_pb2_grpc.PredictionServiceStub(self._channel)
+        self._catalog = model_catalog_pb2_grpc.ModelCatalogStub(self._channel)
 
     def predict(
         self,

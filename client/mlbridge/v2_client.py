@@ -42,13 +42,12 @@ from mlbridge import v2_tensors
 from mlbridge.serving_client import (
     DEFAULT_SIGNATURE,
     ClientSecurity,
+    GrpcClient,
     InvalidRequest,
     ModelVersion,
     ServingError,
     Signature,
     TensorSpec,
-    error_from_rpc,
-    open_channel,
 )
 from mlbridge.tensors import TensorCodecError
 from mlbridge.wire import open_inference_pb2 as pb
@@ -85,45 +84,19 @@ def _spec(meta: pb.ModelMetadataResponse.TensorMetadata) -> TensorSpec:
     return TensorSpec(name=meta.name, dtype=dtype, shape=tuple(None if d < 0 else int(d) for d in meta.shape))
 
 
-class InferenceClient:
-    """A channel to one Open Inference Protocol server (``target`` is "host:port").
-
-    Thread-safe; ``timeout`` is each call's deadline in seconds; ``security``
-    as for ModelServerClient. Use as a context manager or call close()."""
+class InferenceClient(GrpcClient):
+    """A channel to one Open Inference Protocol server (see GrpcClient)."""
 
     protocol = "v2"
 
     def __init__(self, target: str, timeout: float = 30.0, security: ClientSecurity | None = None):
-        self.target = target
-        self.timeout = timeout
-        self.security = security or ClientSecurity()
-        self._metadata = self.security.metadata()
-        self._channel = open_channel(target, self.security)
+        super().__init__(target, timeout, security)
         self._stub = open_inference_service_pb2_grpc.GRPCInferenceServiceStub(self._channel)
         # (model, version) -> {input: declared shape}, from metadata(): for column inputs.
         self._shapes: dict[tuple[str, int | None], dict[str, tuple[int | None, ...] | None]] = {}
 
-    def close(self) -> None:
-        self._channel.close()
-
-    def __enter__(self) -> InferenceClient:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __repr__(self) -> str:
-        return f"InferenceClient({self.target!r})"
-
-    def _call(self, method: str, request: Any, timeout: float | None) -> Any:
-        try:
-            return getattr(self._stub, method)(
-                request,
-                timeout=self.timeout if timeout is None else timeout,
-                metadata=self._metadata,
-            )
-        except grpc.RpcError as e:
-            raise error_from_rpc(e, method) from None
+    def _rpc(self, method: str, request: Any, timeout: float | None) -> Any:
+        return self._call(method, getattr(self._stub, method), request, timeout)
 
     def predict(
         self,
@@ -153,7 +126,7 @@ class InferenceClient:
             request.raw_input_contents.append(raw)
         for key in output_filter or ():
             request.outputs.add(name=key)
-        response = self._call("ModelInfer", request, timeout)
+        response = self._rpc("ModelInfer", request, timeout)
         raw_outputs = list(response.raw_output_contents)
         out = {}
         for i, tensor in enumerate(response.outputs):
@@ -173,7 +146,7 @@ class InferenceClient:
         """The inputs and outputs of a model version (the server's choice when ``version`` is
         None), via ModelMetadata."""
         request = pb.ModelMetadataRequest(name=name, version=_wire_version(version))
-        response = self._call("ModelMetadata", request, timeout)
+        response = self._rpc("ModelMetadata", request, timeout)
         if version is None:
             numbers = [n for n in (_version_number(v) for v in response.versions) if n is not None]
             version = max(numbers) if numbers else UNVERSIONED
@@ -191,13 +164,13 @@ class InferenceClient:
 
     def health(self, service: str = "", timeout: float | None = None) -> str:
         """"SERVING" when the server says it is ready (ServerReady), else "NOT_SERVING"."""
-        response = self._call("ServerReady", pb.ServerReadyRequest(), timeout)
+        response = self._rpc("ServerReady", pb.ServerReadyRequest(), timeout)
         return "SERVING" if response.ready else "NOT_SERVING"
 
     def list_models(self, name: str = "", timeout: float | None = None) -> list[ModelVersion]:
         """Every version of every model the server lists (only ``name``'s when given), with the
         inputs and outputs of the READY ones; ``latest`` marks the highest READY version."""
-        response = self._call("RepositoryIndex", pb.RepositoryIndexRequest(), timeout)
+        response = self._rpc("RepositoryIndex", pb.RepositoryIndexRequest(), timeout)
         found: list[tuple[str, int, str, str]] = []
         for model in response.models:
             if name and model.name != name:

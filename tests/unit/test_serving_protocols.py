@@ -59,7 +59,7 @@ class _Recorder(InferenceClient):
         self.sent: list = []
         self._answer_metadata = metadata
 
-    def _call(self, method, request, timeout):
+    def _rpc(self, method, request, timeout):
         self.sent.append((method, request))
         if method == "ModelMetadata":
             return self._answer_metadata
