@@ -1,7 +1,7 @@
 """Versions loaded in the server process itself: ``model_isolation = "none"``.
 
 The default runs each version in a model process of its own (loader.py). This
-loader is the other choice, with the same interface (start, load, stop, pids,
+loader is the other choice, with the same interface (start, load, stop,
 log_setup): each version is a Servable in the front, called from the
 request (or batch) threads, as TF Serving calls its models.
 
@@ -65,9 +65,6 @@ class InProcessModels:
 
     def stop(self) -> None:
         """Nothing to stop: the versions go with the process."""
-
-    def pids(self) -> list[int]:
-        return []
 
 
 class LocalServable:
