@@ -96,6 +96,32 @@ def bad_input_server(saved_models, tmp_path_factory):
         yield process
 
 
+def _children() -> dict[int, list[int]]:
+    tree: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        tree.setdefault(ppid, []).append(int(entry))
+    return tree
+
+
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and all of its descendants."""
+    tree = _children()
+    out, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        out.append(current)
+        todo.extend(tree.get(current, []))
+    return out
+
+
 def wait_until(condition, timeout: float = 60.0, what: str = "condition"):
     """Poll ``condition`` (a callable; ServingError counts as False) until truthy."""
     deadline = time.monotonic() + timeout

@@ -8,7 +8,6 @@ process (--model-isolation none), which must behave the same."""
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import threading
@@ -18,7 +17,7 @@ import pytest
 
 from mlbridge.serving_client import ModelServerClient, ServingError
 
-from .conftest import install_version, run_server, wait_until
+from .conftest import install_version, process_tree, run_server, wait_until
 from .models import call_directly
 
 X = np.array([0.5, -1.0, 2.0], dtype=np.float32)
@@ -59,7 +58,7 @@ def test_versions_run_where_model_isolation_says(server, client, isolation):
     assert client.predict("churn", None, {"x": X, "y": Y})["score"].shape == (3,)
     line = re.search(r"model churn version 1 loaded in \S+ \(([^)]*)\)", server.output())
     assert line, server.output()[-3000:]
-    children = _children(server.proc.pid)
+    children = process_tree(server.proc.pid)[1:]
     if isolation == "none":
         assert line.group(1).startswith("in the server process"), line.group(0)
         assert children == [], f"processes beside a server with --model-isolation none: {children}"
@@ -67,19 +66,6 @@ def test_versions_run_where_model_isolation_says(server, client, isolation):
         assert line.group(1).startswith("model process "), line.group(0)
         assert children, "no model process beside the server"
     assert "flat call for serving_default" in line.group(1)
-
-
-def _children(pid: int) -> list[int]:
-    """The processes whose parent is ``pid``."""
-    found = []
-    for entry in os.listdir("/proc"):
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                if entry.isdigit() and int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
-                    found.append(int(entry))
-        except (OSError, ValueError):
-            continue
-    return found
 
 
 def test_new_version_replaces_the_old_without_a_failed_request(base, client, saved_models):

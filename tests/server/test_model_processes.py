@@ -16,39 +16,13 @@ import pytest
 
 from mlbridge.serving_client import ModelServerClient, ServingError
 
-from .conftest import install_version, run_server, wait_until
+from .conftest import install_version, process_tree, run_server, wait_until
 
 X = np.array([0.5, -1.0, 2.0], dtype=np.float32)
 Y = np.array([1.5, 0.0, -3.0], dtype=np.float32)
 
 # The issue's bound on what 20 load and unload cycles may add to the server's memory.
 MAX_GROWTH_BYTES = 50 * 1024 * 1024
-
-
-def _children() -> dict[int, list[int]]:
-    tree: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        tree.setdefault(ppid, []).append(int(entry))
-    return tree
-
-
-def process_tree(pid: int) -> list[int]:
-    """``pid`` and all of its descendants."""
-    tree = _children()
-    out, todo = [], [pid]
-    while todo:
-        current = todo.pop()
-        out.append(current)
-        todo.extend(tree.get(current, []))
-    return out
 
 
 def pss_bytes(pids: list[int]) -> int:
