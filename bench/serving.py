@@ -13,21 +13,23 @@ own (threads in one Python process would share its GIL and measure that instead)
 - (a) batch 1,024, one client: median Predict latency over gRPC minus the median latency of
   the in-process call, on the same rows (target: at most 1 ms). The in-process call is
   TensorFlow's own: ``tf.saved_model.load(path).signatures["serving_default"](**tensors)``, the
-  outputs made numpy arrays. The model process calls the same function through its flat entry
+  outputs made numpy arrays. The server calls the same function through its flat entry
   (servable.SignatureCall), which skips TensorFlow's Python argument binding; the same flat call
-  in-process is measured too ("in-process, flat call"), so that the report shows what gRPC and
-  the model process add on their own;
+  in-process is measured too ("in-process, flat call"), so that the report shows what gRPC adds on
+  its own. The in-process workers run TensorFlow as the server does (serving/tensorflow_env.py:
+  oneDNN off unless TF_ENABLE_ONEDNN_OPTS is set);
 - (b) batch 1,024, 4 concurrent clients (--clients): the server's rows/s as a % of in-process rows/s (one
   process calling `Servable.run` back to back) (target: at least 35%);
 - (c) single-row Predict, one client, back to back: p50 and p99;
-- (a), (b) and (c) also against a server with ``--model-isolation none`` (versions loaded in the
-  server process, no hop to a model process; batching on), beside the default server;
+- (a), (b) and (c) also against a server with ``--model-isolation process`` (each version in a
+  model process of its own, a hop there and back on each call; batching on), beside the default
+  server (versions in the server process);
 - (d) single-row Predict, 8 concurrent clients (--single-clients): rows/s, p50 and p99, with the server's dynamic
   batching on and off.
 
 The machine's load drifts while the benchmark runs (other work shares its cores), so figures that
 are compared are measured interleaved: the three servers (batching on, batching off, model
-isolation none) run from the start, and each measure runs twice, in order then in reverse (A B B A), half its work each time, pooled
+isolation process) run from the start, and each measure runs twice, in order then in reverse (A B B A), half its work each time, pooled
 (--quick: once each, in order, which makes the same measures with half the processes).
 
 Protocols: each client is made by a factory from CLIENT_FACTORIES, chosen with --protocol; a
@@ -177,6 +179,10 @@ def run_workers(count: int, protocol: str, *, target: str = "", model: str = "",
                "--model", model, "--inputs", json.dumps(specs), "--rows", str(rows), "--calls", str(calls),
                "--seconds", str(seconds), "--warmup", str(warmup)]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    # The in-process baseline runs TensorFlow as the server does (oneDNN off unless set).
+    from mlbridge_server.serving.tensorflow_env import prepare
+
+    prepare(env)
     # Each worker's stderr (TensorFlow's start-up lines among them) goes to a file, shown if it fails.
     logs = [tempfile.TemporaryFile("w+") for _ in range(count)]
     procs = [subprocess.Popen([*command, "--seed", str(i)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -246,9 +252,9 @@ def trained_model(stack: contextlib.ExitStack) -> Path:
 
 
 @contextlib.contextmanager
-def model_server(model: Path, workdir: Path, batching: bool, isolation: str = "process"):
+def model_server(model: Path, workdir: Path, batching: bool, isolation: str = "none"):
     """`mlbridge serve` on a model base holding ``model`` as bench8 version 1, batching on or off,
-    each version in a model process (isolation "process", the default) or in the server ("none")."""
+    each version in the server process (isolation "none", the default) or in a model process ("process")."""
     sys.path.insert(0, str(REPO))
     from tests.procs import start_model_server
 
@@ -278,16 +284,17 @@ def report(r: dict) -> str:
              f"{a['server']['p50_ms']:.3f} ms (+{a['added_ms']:.3f} ms) | added <= 1 ms |",
              f"| (a) ... in-process, flat call (as the model process calls) | {a['inprocess_flat']['p50_ms']:.3f} ms | "
              f"+{a['added_to_flat_ms']:.3f} ms | |",
-             f"| (a) ... server with --model-isolation none | | {a['server_none']['p50_ms']:.3f} ms "
-             f"(+{a['added_ms_none']:.3f} ms) | added <= 1 ms |",
+             f"| (a) ... server with --model-isolation process | | {a['server_process']['p50_ms']:.3f} ms "
+             f"(+{a['added_ms_process']:.3f} ms) | added <= 1 ms |",
              f"| (b) batch 1,024, {b['server']['clients']} clients: rows/s | {b['inprocess']['rows_per_s']:,.0f} | "
              f"{b['server']['rows_per_s']:,.0f} ({b['percent']:.1f}%) | >= 35% |",
-             f"| (b) ... server with --model-isolation none | | {b['server_none']['rows_per_s']:,.0f} "
-             f"({b['percent_none']:.1f}%) | >= 35% |",
+             f"| (b) ... server with --model-isolation process | | {b['server_process']['rows_per_s']:,.0f} "
+             f"({b['percent_process']:.1f}%) | >= 35% |",
              f"| (c) 1 row, 1 client: p50 / p99 | {c['inprocess']['p50_ms']:.3f} / {c['inprocess']['p99_ms']:.3f} ms"
              f" | {c['on']['p50_ms']:.3f} / {c['on']['p99_ms']:.3f} ms (batching off: {c['off']['p50_ms']:.3f} / "
              f"{c['off']['p99_ms']:.3f} ms) | |",
-             f"| (c) ... server with --model-isolation none | | {c['none']['p50_ms']:.3f} / {c['none']['p99_ms']:.3f} ms"
+             f"| (c) ... server with --model-isolation process | | {c['process']['p50_ms']:.3f} / "
+             f"{c['process']['p99_ms']:.3f} ms"
              " | |",
              "", f"| (d) 1 row, {d['on']['clients']} clients | rows/s | p50 | p99 |", "| --- | ---: | ---: | ---: |"]
     for name in ("on", "off"):
@@ -304,11 +311,12 @@ def bench(args: argparse.Namespace) -> dict:
         model = Path(args.model).resolve() if args.model else trained_model(stack)
         if not (model / "saved_model.pb").is_file():
             raise SystemExit(f"--model {args.model}: no saved_model.pb there; give a SavedModel folder")
-        # Both servers run from the start (the idle one costs nothing but memory), so that measures of
-        # the two are interleaved rather than made minutes apart.
+
+        # The three servers run from the start (an idle one costs nothing but memory), so that
+        # measures of them are interleaved rather than made minutes apart.
         servers = {"on": stack.enter_context(model_server(model, tmp, True)),
                    "off": stack.enter_context(model_server(model, tmp, False)),
-                   "none": stack.enter_context(model_server(model, tmp, True, "none"))}
+                   "process": stack.enter_context(model_server(model, tmp, True, "process"))}
         specs = input_specs(servers["on"].target)
 
         def client(mode: str, count: int, **work: Any) -> Callable[[], dict]:
@@ -324,14 +332,15 @@ def bench(args: argparse.Namespace) -> dict:
         a = interleaved({"inprocess": inprocess(rows=1024, calls=half),
                          "inprocess_flat": inprocess(True, rows=1024, calls=half),
                          "server": client("on", 1, rows=1024, calls=half),
-                         "server_none": client("none", 1, rows=1024, calls=half)}, passes)
+                         "server_process": client("process", 1, rows=1024, calls=half)}, passes)
         b = interleaved({"inprocess": inprocess(rows=1024, seconds=half_seconds),
                          "server": client("on", args.clients, rows=1024, seconds=half_seconds),
-                         "server_none": client("none", args.clients, rows=1024, seconds=half_seconds)}, passes)
+                         "server_process": client("process", args.clients, rows=1024, seconds=half_seconds)},
+                        passes)
         c = interleaved({"inprocess": inprocess(rows=1, calls=half_single),
                          "on": client("on", 1, rows=1, calls=half_single),
                          "off": client("off", 1, rows=1, calls=half_single),
-                         "none": client("none", 1, rows=1, calls=half_single)}, passes)
+                         "process": client("process", 1, rows=1, calls=half_single)}, passes)
         d = interleaved({"on": client("on", args.single_clients, rows=1, seconds=half_seconds),
                          "off": client("off", args.single_clients, rows=1, seconds=half_seconds)}, passes)
     return {
@@ -340,10 +349,10 @@ def bench(args: argparse.Namespace) -> dict:
         "inputs": specs,
         "batch_1024": {**a, "added_ms": round(a["server"]["p50_ms"] - a["inprocess"]["p50_ms"], 3),
                        "added_to_flat_ms": round(a["server"]["p50_ms"] - a["inprocess_flat"]["p50_ms"], 3),
-                       "added_ms_none": round(a["server_none"]["p50_ms"] - a["inprocess"]["p50_ms"], 3)},
+                       "added_ms_process": round(a["server_process"]["p50_ms"] - a["inprocess"]["p50_ms"], 3)},
         "concurrent_1024": {**b, "percent": round(100 * b["server"]["rows_per_s"] / b["inprocess"]["rows_per_s"], 1),
-                            "percent_none": round(
-                                100 * b["server_none"]["rows_per_s"] / b["inprocess"]["rows_per_s"], 1)},
+                            "percent_process": round(
+                                100 * b["server_process"]["rows_per_s"] / b["inprocess"]["rows_per_s"], 1)},
         "single_row": c,
         "concurrent_single_row": d,
     }

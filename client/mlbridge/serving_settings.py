@@ -35,8 +35,8 @@ MLBRIDGE_SERVER_TOKEN, then the file's token_file.
 The batching settings (enable_batching ... max_enqueued_batches) and load_threads are named and
 defaulted as TF Serving's batching parameters; the defaults suit a 2-core machine. The two
 TensorFlow thread settings are TF Serving's --tensorflow_intra_op_parallelism and
---tensorflow_inter_op_parallelism, applied where versions run (each model process, or the server
-process under model_isolation = "none").
+--tensorflow_inter_op_parallelism, applied where versions run (the server process, or each model process
+under model_isolation = "process").
 
 No TensorFlow here: `mlbridge serve --help` works without the server package.
 """
@@ -126,16 +126,15 @@ class ServerSettings:
         64, "int", "batches waiting per model version before calls are refused UNAVAILABLE", minimum=1)
     load_threads: int = _setting(2, "int", "models loaded at the same time", minimum=1)
     tensorflow_intra_op_parallelism: int = _setting(
-        0, "int", "threads one TensorFlow op of a model process may use (0: TensorFlow's choice, "
+        0, "int", "threads one TensorFlow op may use (0: TensorFlow's choice, "
         "the number of cores)", minimum=0)
     tensorflow_inter_op_parallelism: int = _setting(
-        0, "int", "TensorFlow ops of one call a model process runs at the same time (0: TensorFlow's "
+        0, "int", "TensorFlow ops of one call run at the same time (0: TensorFlow's "
         "choice)", minimum=0)
     model_isolation: str = _setting(
-        "process", "choice", "where each loaded version runs: process (a model process of its own: "
-        "an unloaded version's memory goes back to the system, a crash takes only that version down) "
-        "or none (in the server process: a call skips the hop to a model process, 0.2-0.5 ms, but "
-        "memory may not be given back on unload and a crash takes the server down)",
+        "none", "choice", "where each loaded version runs: none (in the server process, as TF "
+        "Serving runs them: the fastest call) or process (a model process of its own: a crash or a "
+        "hung load takes only that version down, at 0.2-0.5 ms more a call)",
         choices=MODEL_ISOLATIONS)
     # Not a setting of its own: resolved from token_file or $MLBRIDGE_SERVER_TOKEN (see above).
     token: str | None = field(default=None, repr=False, compare=False, metadata={"kind": None})

@@ -39,7 +39,7 @@ def _stand_in_model(path):
 
 def test_serving_bench_smoke(tmp_path):
     """`make bench-serving` with few calls and clients, each measure once: every measure is made,
-    through real server processes (batching on, batching off, model isolation none) and worker
+    through real server processes (batching on, batching off, model isolation process) and worker
     processes."""
     model = _stand_in_model(tmp_path / "model")
     done = subprocess.run([sys.executable, str(REPO / "bench" / "serving.py"), "--quick", "--clients", "2",
@@ -52,21 +52,21 @@ def test_serving_bench_smoke(tmp_path):
     a, b = result["batch_1024"], result["concurrent_1024"]
     assert a["server"]["calls"] == a["inprocess"]["calls"] == 20 and a["server"]["rows"] == 1024
     assert a["added_ms"] == round(a["server"]["p50_ms"] - a["inprocess"]["p50_ms"], 3)
-    # The flat call in-process (as the model process makes it), measured beside TensorFlow's call.
+    # The flat call in-process (as the server makes it), measured beside TensorFlow's call.
     assert a["inprocess_flat"]["calls"] == 20 and a["inprocess_flat"]["p50_ms"] > 0
     assert a["added_to_flat_ms"] == round(a["server"]["p50_ms"] - a["inprocess_flat"]["p50_ms"], 3)
     assert b["server"]["clients"] == 2 and b["server"]["rows_per_s"] > 0 and b["percent"] > 0
-    # The same measures against a server with --model-isolation none.
-    assert a["server_none"]["calls"] == 20 and a["server_none"]["rows"] == 1024
-    assert a["added_ms_none"] == round(a["server_none"]["p50_ms"] - a["inprocess"]["p50_ms"], 3)
-    assert b["server_none"]["clients"] == 2 and b["percent_none"] > 0
-    for mode in ("on", "off", "none"):
+    # The same measures against a server with --model-isolation process.
+    assert a["server_process"]["calls"] == 20 and a["server_process"]["rows"] == 1024
+    assert a["added_ms_process"] == round(a["server_process"]["p50_ms"] - a["inprocess"]["p50_ms"], 3)
+    assert b["server_process"]["clients"] == 2 and b["percent_process"] > 0
+    for mode in ("on", "off", "process"):
         assert result["single_row"][mode]["calls"] == 50
     for mode in ("on", "off"):
         d = result["concurrent_single_row"][mode]
         assert d["clients"] == 3 and d["rows_per_s"] > 0 and d["p99_ms"] >= d["p50_ms"] > 0
     assert "(b) batch 1,024, 2 clients" in done.stdout and "(d) 1 row, 3 clients" in done.stdout and "batching on / off" in done.stdout
-    assert "server with --model-isolation none" in done.stdout
+    assert "server with --model-isolation process" in done.stdout
 
 
 def test_serving_bench_refuses_a_folder_without_a_saved_model(tmp_path):

@@ -33,13 +33,14 @@ def saved_models(tmp_path_factory) -> dict[str, Path]:
     return build_all(tmp_path_factory.mktemp("saved_models"))
 
 
-def install_version(base: Path, name: str, version: int, source: Path) -> Path:
+def install_version(base: Path, name: str, version: int, source: Path, link: bool = False) -> Path:
     """Copy a SavedModel into BASE/NAME/VERSION the way the trainer does: into
-    a .tmp- folder first, then one atomic rename."""
+    a .tmp- folder first, then one atomic rename. ``link``: hard-link the files
+    instead of copying them (a large model, installed many times)."""
     model_dir = base / name
     model_dir.mkdir(parents=True, exist_ok=True)
     tmp = model_dir / f".tmp-{version}-{time.monotonic_ns()}"
-    shutil.copytree(source, tmp)
+    shutil.copytree(source, tmp, copy_function=os.link if link else shutil.copy2)
     os.rename(tmp, model_dir / str(version))
     return model_dir / str(version)
 
@@ -120,6 +121,22 @@ def process_tree(pid: int) -> list[int]:
         out.append(current)
         todo.extend(tree.get(current, []))
     return out
+
+
+def pss_bytes(pids: list[int]) -> int:
+    """The summed proportional set size of ``pids``: shared pages are counted
+    once in all, split between the processes sharing them."""
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/smaps_rollup") as f:
+                for line in f:
+                    if line.startswith("Pss:"):
+                        total += int(line.split()[1]) * 1024
+                        break
+        except OSError:  # it exited meanwhile
+            pass
+    return total
 
 
 def wait_until(condition, timeout: float = 60.0, what: str = "condition"):

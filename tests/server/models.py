@@ -3,7 +3,8 @@
 "churn" is shaped like the trainer's models: named float32 [-1] inputs, a
 float32 score and an int64 label. "text" shows the server is not tied to that
 shape: a string and an int32 input. "slow" takes the seconds it is asked for (build_slow; not in
-build_all: only the tests of slow calls build it).
+build_all: only the tests of slow calls build it); "large" carries tens of MB of weights
+(build_large, for the memory test).
 """
 
 from __future__ import annotations
@@ -85,6 +86,28 @@ def build_slow(path: Path) -> Path:
             return {"waited": tf.zeros_like(seconds) + tf.cast(elapsed, tf.float32)}
 
     module = Slow()
+    tf.saved_model.save(module, str(path), signatures={"serving_default": module.serve})
+    return path
+
+
+def build_large(path: Path, megabytes: int) -> Path:
+    """score = x * w[0, 0] + w[-1, -1], with ``megabytes`` of float32 weights (all read at load):
+    a model big enough that memory an unload leaves behind shows."""
+    import numpy as np
+    import tensorflow as tf
+
+    class Large(tf.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            weights = np.full((megabytes * 256, 1024), 0.5, dtype=np.float32)
+            weights[-1, -1] = 1.0
+            self.w = tf.Variable(weights)
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.float32, name="x")])
+        def serve(self, x):
+            return {"score": x * self.w[0, 0] + self.w[-1, -1]}
+
+    module = Large()
     tf.saved_model.save(module, str(path), signatures={"serving_default": module.serve})
     return path
 

@@ -2,9 +2,9 @@
 are served within seconds, without a failed request during the swap; broken
 versions are reported and do not take the model down; removed models go.
 
-Every test runs twice: with each version in a model process of its own (the
-default, --model-isolation process) and with versions loaded in the server
-process (--model-isolation none), which must behave the same."""
+Every test runs twice: with versions loaded in the server process (the default,
+--model-isolation none) and with each version in a model process of its own
+(--model-isolation process), which must behave the same."""
 
 from __future__ import annotations
 

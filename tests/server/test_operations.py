@@ -60,10 +60,13 @@ def base(saved_models, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def server(base, token_file, tmp_path_factory):
-    """One server with a token, metrics and JSON logs at DEBUG (`python -m mlbridge_server.serving`)."""
+    """One server with a token, metrics and JSON logs at DEBUG (`python -m mlbridge_server.serving`),
+    its versions in model processes: their log lines are checked to be the front's kind too (the
+    other server modules run the default, versions in the server process)."""
     metrics_port = free_port()
     with run_server(base, tmp_path_factory.mktemp("server"), 0.2, "--metrics-port", str(metrics_port),
-                    "--token-file", str(token_file), "--log-format", "json", "--log-level", "DEBUG") as process:
+                    "--token-file", str(token_file), "--log-format", "json", "--log-level", "DEBUG",
+                    "--model-isolation", "process") as process:
         process.metrics_port = metrics_port
         yield process
 

@@ -32,7 +32,7 @@ def test_defaults_are_the_documented_ones():
     assert (s.enable_batching, s.max_batch_size, s.batch_timeout_micros, s.num_batch_threads,
             s.max_enqueued_batches, s.load_threads) == (True, 1024, 1000, 2, 64, 2)
     assert (s.log_format, s.log_level, s.max_request_bytes) == ("text", "INFO", 256 * 1024 * 1024)
-    assert s.model_isolation == "process"
+    assert s.model_isolation == "none"
 
 
 def test_flags_beat_environment_beat_file_beat_defaults(tmp_path):

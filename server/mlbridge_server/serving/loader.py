@@ -1,22 +1,22 @@
 """Model processes, seen from the front: starting them and calling them.
 
-Each loaded version runs in a model process of its own (model_process.py),
-forked by a loader process: multiprocessing's forkserver, started once with
-TensorFlow and ydf_tf imported (its preload). The front holds a
-RemoteServable per version, with the interface of an in-process Servable
-(name, version, signature_defs, run), and never imports TensorFlow. (The
-other choice, model_isolation "none", loads versions in the front: in_process.py.)
+With ``model_isolation = "process"``, each loaded version runs in a model
+process of its own (model_process.py), forked by a loader process:
+multiprocessing's forkserver, started once with TensorFlow and ydf_tf imported
+(its preload). The front holds a RemoteServable per version, with the interface
+of an in-process Servable (name, version, signature_defs, run), and never
+imports TensorFlow. (The default, model_isolation "none", loads versions in the
+front: in_process.py.)
 
-Why processes: unloading a SavedModel inside a process that keeps running
-returns little of its memory to the system, so a server that cycles through
-versions grows. A version's process exits when it is unloaded, and all of its
-memory goes with it. Versions load in parallel, and a model that crashes its
-process (a bad custom op, the OOM killer) takes only its own version down: the
-next scan notices and loads it again.
+What processes give: a model that crashes its process (a bad custom op, the OOM
+killer) takes only its own version down, and the next scan loads it again; a load
+that hangs is ended after LOAD_TIMEOUT_SECONDS; a version's process exits when it
+is unloaded, and all of its memory goes with it, whatever TensorFlow's allocators
+keep (with oneDNN on, its pool keeps a version's worth: tensorflow_env.py).
 
 What it costs: each call crosses a socket pair each way (model_channel.py:
-one write a message, the arrays' bytes out of band; about 0.1-0.3 ms for a
-1,024-row batch of 8 features here, most of it the two wake-ups), and each loaded
+one write a message, the arrays' bytes out of band; 0.2-0.5 ms for a 1,024-row
+batch of 8 features here, most of it the two wake-ups), and each loaded
 version has a process (its private memory is the model's; the TensorFlow
 library pages are shared with the loader process).
 """
@@ -47,6 +47,8 @@ REQUEST_THREADS = 4
 # unloaded still finds it. Then it exits.
 LINGER_SECONDS = 5.0
 STOP_SECONDS = 10.0
+# A load that takes longer is given up on and reported FAILED (its model process ended).
+LOAD_TIMEOUT_SECONDS = 600.0
 
 
 class ModelError(Exception):
@@ -59,7 +61,7 @@ class ModelProcesses:
 
     def __init__(
         self,
-        load_timeout: float = 600.0,
+        load_timeout: float = LOAD_TIMEOUT_SECONDS,
         request_threads: int = REQUEST_THREADS,
         tensorflow_threads: tuple[int, int] = (0, 0),
     ):
@@ -152,6 +154,8 @@ def facts_text(facts: dict[str, Any]) -> str:
         # 0: TensorFlow's choice
         text += (f", TensorFlow threads: intra-op {facts['intra_op_threads'] or 'auto'}, "
                  f"inter-op {facts['inter_op_threads'] or 'auto'}")
+    if "onednn" in facts:
+        text += ", oneDNN " + ("on" if facts["onednn"] else "off")
     if facts.get("flat_calls"):
         text += ", flat call for " + ", ".join(facts["flat_calls"])
     return text

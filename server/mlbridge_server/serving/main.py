@@ -31,7 +31,7 @@ from mlbridge.wire import (  # noqa: F401
     prediction_service_pb2,
 )
 
-from . import call_context, model_config
+from . import call_context, model_config, tensorflow_env
 from . import metrics as metrics_module
 from .batching import BatchingSettings
 from .config_watch import ConfigWatcher
@@ -107,9 +107,10 @@ class ModelServer:
     def start(self) -> int:
         """Bind, load the models, and report SERVING; returns the bound port
         (useful with port 0)."""
-        # TensorFlow is imported now (seconds), not at the first load: by the loader
-        # process, which this process never does, or here under model_isolation "none".
-        # Model processes log as this one does.
+        # TensorFlow is imported now (seconds), not at the first load: here (model_isolation
+        # "none"), or by the loader process, which inherits this environment. Model processes
+        # log as this one does.
+        tensorflow_env.prepare()
         self.versions.log_setup = (
             self.settings.log_format, logging.getLevelName(logging.getLogger().getEffectiveLevel()),
         )

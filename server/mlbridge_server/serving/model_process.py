@@ -1,14 +1,13 @@
 """The model process: one SavedModel version, loaded and run apart from the front.
 
-The front process (gRPC, checks, batching) never imports TensorFlow (unless
-model_isolation is "none", in_process.py: then this module's warm_up, facts and
-set_threads serve versions loaded in the front, and no model process runs). Each
-loaded version lives in a process of its own, forked from a loader process
-(multiprocessing's forkserver) that imported TensorFlow and ydf_tf once, so a
-fork starts in milliseconds and shares those pages with its siblings. When a
-version is unloaded its process exits and the system gets all of its memory
-back: TensorFlow keeps much of what a dropped SavedModel used, so unloading in
-place would grow the server with every version it ever served.
+With model_isolation "process", each loaded version lives in a process of its
+own, forked from a loader process (multiprocessing's forkserver) that imported
+TensorFlow and ydf_tf once, so a fork starts in milliseconds and shares those
+pages with its siblings, and the front process (gRPC, checks, batching) never
+imports TensorFlow. When a version is unloaded its process exits and the system
+gets all of its memory back. Under the default, model_isolation "none"
+(in_process.py), no model process runs: this module's warm_up, facts and
+set_threads serve versions loaded in the front.
 
 This module is the loader process's preload: importing it imports TensorFlow.
 ``serve`` is what runs in a model process. Protocol, over multiprocessing
@@ -35,6 +34,7 @@ import threading
 import time
 from typing import Any
 
+from mlbridge_server.serving import tensorflow_env
 from mlbridge_server.tf_runtime import import_quietly
 
 import_quietly()
@@ -152,6 +152,7 @@ def facts(servable: Any) -> dict[str, Any]:
         "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
         "inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads(),
         "flat_calls": servable.flat_calls(),
+        "onednn": tensorflow_env.onednn(),
     }
 
 
