@@ -37,6 +37,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+# The in-process call runs TensorFlow as the server does (oneDNN off unless TF_ENABLE_ONEDNN_OPTS
+# is set): set before TensorFlow is imported.
+from mlbridge_server.serving.tensorflow_env import prepare  # noqa: E402
+
+prepare()
+
 import numpy as np  # noqa: E402
 
 from mlbridge.serving_client import ModelServerClient  # noqa: E402

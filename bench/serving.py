@@ -282,7 +282,7 @@ def report(r: dict) -> str:
              "| measure | in-process | server | target |", "| --- | ---: | ---: | --- |",
              f"| (a) batch 1,024, 1 client: median latency | {a['inprocess']['p50_ms']:.3f} ms | "
              f"{a['server']['p50_ms']:.3f} ms (+{a['added_ms']:.3f} ms) | added <= 1 ms |",
-             f"| (a) ... in-process, flat call (as the model process calls) | {a['inprocess_flat']['p50_ms']:.3f} ms | "
+             f"| (a) ... in-process, flat call (as the server calls) | {a['inprocess_flat']['p50_ms']:.3f} ms | "
              f"+{a['added_to_flat_ms']:.3f} ms | |",
              f"| (a) ... server with --model-isolation process | | {a['server_process']['p50_ms']:.3f} ms "
              f"(+{a['added_ms_process']:.3f} ms) | added <= 1 ms |",
