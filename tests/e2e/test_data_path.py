@@ -55,7 +55,9 @@ def test_predict_table_writes_an_output_keyed_like_the_input(dsn, db, bc_model, 
     out = _table(db, "SELECT id, score, output, error, model_version FROM demo.bc_out ORDER BY id")
     assert [r[0] for r in out] == list(range(1, 570))
     assert all(r[3] is None and r[4] == bc_model["version"] for r in out)
-    np.testing.assert_allclose([r[1] for r in out], [bc_scores[str(r[0])] for r in out], atol=1e-9)
+    # float32 scores: rows batched otherwise (here, or in the server's dynamic batching) may differ in
+    # the last bits
+    np.testing.assert_allclose([r[1] for r in out], [bc_scores[str(r[0])] for r in out], atol=1e-6)
     assert json.loads(out[0][2])["score"] == pytest.approx(out[0][1])
 
 
@@ -352,7 +354,8 @@ def test_concurrent_callers_each_get_their_own_rows(dsn, bc_model, bc_scores):
         try:
             got = _scores_by_key(dsn, f"SELECT * FROM demo.breast_cancer WHERE id BETWEEN {low} AND {low + 49}")
             assert sorted(int(k) for k in got) == list(range(low, low + 50))
-            assert all(got[k] == pytest.approx(bc_scores[k], abs=1e-9) for k in got)
+            # float32: the server may batch the callers' rows together, which can move a score's last bits
+            assert all(got[k] == pytest.approx(bc_scores[k], abs=1e-6) for k in got)
         except Exception as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
 
@@ -422,7 +425,8 @@ def test_a_null_in_an_all_number_table_is_imputed_by_the_model(dsn, db, bc_model
     rows = {r["row_key"]: r for r in _rows(sql_cli(dsn, "CALL mlbridge.predict_scores('bc', "
                                                         "'SELECT * FROM demo.bc_null', NULL)"))}
     assert rows["11"]["error"] is None and 0 <= float(rows["11"]["score"]) <= 1
-    assert all(float(r["score"]) == pytest.approx(bc_scores[k], abs=1e-9) for k, r in rows.items() if k != "11")
+    assert all(float(r["score"]) == pytest.approx(bc_scores[k], abs=1e-6)  # float32, batch of 30 vs 569
+               for k, r in rows.items() if k != "11")
 
 
 def test_long_text_keys_repeat_only_when_equal_whole(dsn, mixed_model):
