@@ -11,7 +11,7 @@ import pytest
 from mlbridge.bridge.queue import Queue
 from mlbridge.bridge.rows import Result
 from mlbridge.bridge.sink import DuplicateResult, ResultWriter, local_folder
-from mlbridge.db import connect, quote_ident
+from mlbridge.db import close_quietly, connect, quote_ident
 
 from .test_sql_surface import INPUTS
 
@@ -150,3 +150,57 @@ def test_results_folder_cleaned_away_is_made_again(dsn):
         cur.execute("SELECT seq, score FROM results ORDER BY seq")
         assert cur.fetchall() == [(1, 0.5), (2, 0.25)]
         assert writer.use_local and not list(writer.folder.iterdir())  # still LOAD DATA; no file left behind
+
+
+def test_a_bridge_session_frozen_inside_a_transaction_is_ended_and_its_locks_go(dsn):
+    """A bridge frozen inside one of its transactions (SIGSTOP, a paused VM) would hold its row
+    locks for as long as it stays frozen, stalling every caller that needs them. Its sessions carry
+    MariaDB's idle_transaction_timeout: the server ends the frozen session, rolls it back, and the
+    waiting caller goes on."""
+    import time
+
+    import mysql.connector
+
+    from mlbridge.bridge.worker import IDLE_TRANSACTION_SECONDS, _connect
+
+    admin = connect(dsn)
+    cur = admin.cursor()
+    try:
+        cur.execute("SELECT @@version")
+        if "MariaDB" not in cur.fetchone()[0]:
+            pytest.skip("MySQL has no idle_transaction_timeout")
+        cur.execute("CREATE DATABASE IF NOT EXISTS idle_tx_test")
+        cur.execute("CREATE OR REPLACE TABLE idle_tx_test.t (id INT PRIMARY KEY)")
+        cur.execute("INSERT INTO idle_tx_test.t VALUES (1)")
+
+        default = _connect(dsn)
+        default_cur = default.cursor()
+        default_cur.execute("SELECT @@session.idle_transaction_timeout")
+        assert default_cur.fetchone()[0] == IDLE_TRANSACTION_SECONDS
+        default.close()
+
+        frozen = _connect(dsn, idle_transaction_seconds=2)
+        frozen.start_transaction()
+        frozen_cur = frozen.cursor()
+        frozen_cur.execute("SELECT id FROM idle_tx_test.t WHERE id = 1 FOR UPDATE")
+        frozen_cur.fetchall()
+        # ... and the bridge holding it stops here. A caller needs the row:
+        caller = connect(dsn)
+        caller_cur = caller.cursor()
+        caller_cur.execute("SET SESSION innodb_lock_wait_timeout = 30")
+        started = time.monotonic()
+        caller_cur.execute("SELECT id FROM idle_tx_test.t WHERE id = 1 FOR UPDATE")
+        assert caller_cur.fetchall() == [(1,)]
+        waited = time.monotonic() - started
+        assert waited < 15, f"the caller waited {waited:.1f} s for the frozen session's lock"
+        caller.rollback()
+        caller.close()
+        # The frozen session was ended: when its bridge wakes up, its next statement fails, and
+        # the bridge reconnects (as after any lost connection).
+        with pytest.raises(mysql.connector.Error):
+            frozen_cur.execute("SELECT 1")
+            frozen_cur.fetchall()
+        close_quietly(frozen)
+    finally:
+        cur.execute("DROP DATABASE IF EXISTS idle_tx_test")
+        admin.close()

@@ -90,9 +90,26 @@ class Broken(Exception):
     """A stage lost its database connection: the session ends and the bridge reconnects."""
 
 
-def _connect(dsn: Dsn, **extra):
+# How long a bridge session may sit idle inside a transaction before MariaDB ends it and rolls
+# the transaction back. The bridge's transactions run statement after statement (a claim, a
+# chunk's close, a catalog sync): idle for milliseconds. A bridge frozen inside one (SIGSTOP, a
+# paused VM, a swap storm) would otherwise hold its row locks for as long as it stays frozen, and
+# every caller whose statement needs one would wait innodb_lock_wait_timeout (50 s) and fail with
+# 1205, again and again. The inbox drain holds its transaction across its model server calls,
+# so its session gets the model server deadline on top (Bridge._inbox_loop). The bridge
+# reconnects once its session is ended, as after any lost connection. MySQL has no such
+# variable: there a frozen bridge's locks stay until its connection closes.
+IDLE_TRANSACTION_SECONDS = 30
+
+
+def _connect(dsn: Dsn, idle_transaction_seconds: float = IDLE_TRANSACTION_SECONDS, **extra):
     conn = connect(dsn, **extra)
     cur = conn.cursor()
+    try:
+        cur.execute(f"SET SESSION idle_transaction_timeout = {max(1, round(idle_transaction_seconds))}")
+    except mysql.connector.Error as exc:
+        if exc.errno != 1193:  # ER_UNKNOWN_SYSTEM_VARIABLE: MySQL
+            raise
     # Results statements are built with backslash escapes (bridge.sink).
     cur.execute("SET SESSION sql_mode = REPLACE(@@sql_mode, 'NO_BACKSLASH_ESCAPES', '')")
     # READ COMMITTED: the claim's SELECT ... FOR UPDATE SKIP LOCKED and the catalog's UPDATE then
@@ -405,7 +422,9 @@ class Bridge:
         while not self.stopping.is_set():
             try:
                 if conn is None:
-                    conn = _connect(self.config.dsn)
+                    # Idle in its transaction while the model server scores: its deadline on top.
+                    conn = _connect(self.config.dsn,
+                                    idle_transaction_seconds=IDLE_TRANSACTION_SECONDS + self.config.rpc_timeout)
                 if drain_inbox(conn, self.client, self.catalog) == 0:
                     self.stopping.wait(self.config.idle_max)
             except Exception as exc:  # noqa: BLE001 - the next round tries again
