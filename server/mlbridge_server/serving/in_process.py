@@ -106,7 +106,8 @@ def _read_ahead(path: str) -> None:
     """Read every file under ``path`` once, with Python's lock released: raises OSError for a
     file that is not a regular file, or that cannot be read."""
     buffer = bytearray(_CHUNK)
-    for folder, _, files in os.walk(path):
+    # Into linked folders too, as TensorFlow goes (a loop ends where paths grow too long to list).
+    for folder, _, files in os.walk(path, followlinks=True):
         for name in sorted(files):
             file = os.path.join(folder, name)
             if not stat.S_ISREG(os.stat(file).st_mode):
