@@ -25,16 +25,25 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def proc_stat(pid: int | str) -> list[str] | None:
+    """The fields of /proc/PID/stat after the command name (state, ppid, ...); None once the
+    process is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+
+
 def _wait_stopped(pid: int, timeout: float = 1.0) -> bool:
     """Wait until ``pid`` shows as stopped (state T), which follows SIGSTOP within moments."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                if f.read().rsplit(")", 1)[1].split()[0] in ("T", "t"):
-                    return True
-        except OSError:
+        fields = proc_stat(pid)
+        if fields is None:
             return False
+        if fields[0] in ("T", "t"):
+            return True
         time.sleep(0.001)
     return False
 

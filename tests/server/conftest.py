@@ -17,7 +17,7 @@ import pytest
 
 from mlbridge.serving_client import ServingError
 
-from ..procs import Process, wait_for
+from ..procs import Process, proc_stat, wait_for
 from .models import build_all
 
 REPO = Path(__file__).resolve().parents[2]
@@ -102,13 +102,9 @@ def _children() -> dict[int, list[int]]:
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        tree.setdefault(ppid, []).append(int(entry))
+        fields = proc_stat(entry)
+        if fields is not None:
+            tree.setdefault(int(fields[1]), []).append(int(entry))
     return tree
 
 

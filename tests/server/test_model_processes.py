@@ -17,6 +17,7 @@ import pytest
 
 from mlbridge.serving_client import ModelServerClient, ServingError
 
+from ..procs import proc_stat
 from .conftest import install_version, process_tree, run_server, wait_until
 
 X = np.array([0.5, -1.0, 2.0], dtype=np.float32)
@@ -29,11 +30,8 @@ def model_pid(output: str, name: str, version: int) -> int:
 
 
 def alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
+    fields = proc_stat(pid)
+    return fields is not None and fields[0] != "Z"
 
 
 @pytest.fixture
