@@ -142,10 +142,6 @@ class ModelProcesses:
         for servable in live:
             servable.stop_now()
 
-    def pids(self) -> list[int]:
-        with self._lock:
-            return [s.pid for s in self._live if s.pid is not None]
-
 
 def facts_text(facts: dict[str, Any]) -> str:
     """How a version runs (model_process.facts), as the load's log line words it after where."""
